@@ -1,0 +1,74 @@
+"""The drawdown circuit breaker (SPEC §5) as an explicit state machine.
+
+:func:`transition` is pure: it takes the state at the start of the session, that session's
+month-to-date return and 90-day Sharpe, and returns a :class:`BreakerDecision` with the new
+state and whether it changed. ``half`` is not latched; ``halted`` is, until
+``sharpe > recovery_sharpe`` (strict), and on release the MTD rule decides the new state in the
+same session. A NaN MTD leaves any state unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from allocator.config import BreakerConfig
+
+__all__ = ["BreakerDecision", "BreakerState", "multiplier", "transition"]
+
+
+class BreakerState(enum.IntEnum):
+    """Breaker states; the integer codes are stable (used in arrays)."""
+
+    NORMAL = 0
+    HALF = 1
+    HALTED = 2
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+def multiplier(state: BreakerState, config: BreakerConfig) -> float:
+    """Size multiplier of a state: 1, ``half_multiplier`` (0.5) or 0."""
+    if state is BreakerState.NORMAL:
+        return 1.0
+    if state is BreakerState.HALF:
+        return config.half_multiplier
+    return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerDecision:
+    """Outcome of one session: ``old`` -> ``new``; ``event`` is ``"old->new"`` or ``None``."""
+
+    old: BreakerState
+    new: BreakerState
+
+    @property
+    def changed(self) -> bool:
+        return self.old is not self.new
+
+    @property
+    def event(self) -> str | None:
+        return f"{self.old.label}->{self.new.label}" if self.changed else None
+
+
+def _mtd_rule(mtd: float, config: BreakerConfig) -> BreakerState:
+    if mtd <= config.halt_at:
+        return BreakerState.HALTED
+    if mtd <= config.half_at:
+        return BreakerState.HALF
+    return BreakerState.NORMAL
+
+
+def transition(
+    state: BreakerState, mtd_return: float, sharpe_90d: float, config: BreakerConfig
+) -> BreakerDecision:
+    """The breaker's step at the close of one session (SPEC §5)."""
+    if math.isnan(mtd_return):
+        return BreakerDecision(state, state)
+    if state is BreakerState.HALTED and not (sharpe_90d > config.recovery_sharpe):
+        return BreakerDecision(state, state)  # latched (a NaN Sharpe does not release)
+    return BreakerDecision(state, _mtd_rule(mtd_return, config))

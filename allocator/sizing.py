@@ -1,0 +1,145 @@
+"""Risk-parity weights (SPEC §4).
+
+* :func:`inverse_vol_weights`: ``w_s = (1 / vol_s) / Σ (1 / vol)`` over the eligible.
+* :func:`erc_weights`: equal risk contribution over a covariance matrix (Maillard, Roncalli &
+  Teïletche 2010), solved as the convex problem ``min ½ yᵀΣy − (1/n) Σ log y`` by damped Newton
+  steps and normalised; the result is checked to give equal risk contributions
+  ``w_i (Σw)_i`` to ``tol`` relative, and a :class:`~allocator.errors.SolverError` is raised
+  otherwise (never a silent fallback).
+* :class:`SizingSchedule`: when base weights are recomputed (first eligible session, every
+  ``rebalance_every`` sessions after it, and at once when the bench set changes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from allocator.errors import SolverError
+
+__all__ = [
+    "RecomputeReason",
+    "SizingSchedule",
+    "erc_weights",
+    "inverse_vol_weights",
+    "risk_contributions",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def inverse_vol_weights(vols: FloatArray, eligible: npt.NDArray[np.bool_]) -> FloatArray:
+    """Weights proportional to ``1 / vol`` over ``eligible`` (which must have ``vol > 0``);
+    0 elsewhere. No eligible strategy gives all zeros."""
+    vols = np.asarray(vols, dtype=np.float64)
+    weights = np.zeros_like(vols)
+    if not eligible.any():
+        return weights
+    v = vols[eligible]
+    if not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise ValueError("every eligible strategy needs a finite vol > 0")
+    inv = 1.0 / v
+    weights[eligible] = inv / inv.sum()
+    return weights
+
+
+def risk_contributions(weights: FloatArray, cov: FloatArray) -> FloatArray:
+    """Each asset's share of portfolio variance: ``w_i (Σw)_i / wᵀΣw``."""
+    marginal = cov @ weights
+    total = float(weights @ marginal)
+    return np.asarray(weights * marginal / total, dtype=np.float64)
+
+
+def erc_weights(cov: FloatArray, *, tol: float = 1e-10, max_iter: int = 200) -> FloatArray:
+    """Long-only equal-risk-contribution weights for covariance ``cov`` (sum to 1).
+
+    Raises :class:`SolverError` when ``cov`` is not a finite symmetric matrix with a positive
+    diagonal, or when the risk contributions are not equal to ``1e-8`` relative at the end.
+    """
+    sigma = np.asarray(cov, dtype=np.float64)
+    n = sigma.shape[0]
+    if sigma.shape != (n, n) or n == 0:
+        raise SolverError(f"ERC needs a non-empty square covariance, got shape {sigma.shape}")
+    if not np.all(np.isfinite(sigma)):
+        raise SolverError("ERC covariance has non-finite entries")
+    if not np.allclose(sigma, sigma.T, rtol=1e-12, atol=0.0):
+        raise SolverError("ERC covariance is not symmetric")
+    diag = np.diag(sigma)
+    if np.any(diag <= 0):
+        raise SolverError("ERC covariance has a zero or negative variance on its diagonal")
+    if n == 1:
+        return np.ones(1)
+    # Scale to unit variances for conditioning; y is rescaled back at the end.
+    scale = 1.0 / np.sqrt(diag)
+    corr = sigma * np.outer(scale, scale)
+    b = np.full(n, 1.0 / n)
+    y = b / np.sqrt(b @ corr @ b) * np.sqrt(b.sum())  # inverse-vol start, right magnitude
+
+    def objective(z: FloatArray) -> float:
+        return float(0.5 * z @ corr @ z - b @ np.log(z))
+
+    f = objective(y)
+    for _ in range(max_iter):
+        grad = corr @ y - b / y
+        hess = corr + np.diag(b / (y * y))
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError as exc:  # pragma: no cover - hess is positive definite
+            raise SolverError(f"ERC Newton system is singular: {exc}") from exc
+        decrement = float(grad @ step)
+        if decrement < 2 * tol * tol:
+            break
+        t = 1.0
+        while True:  # backtracking line search, staying in y > 0
+            candidate = y - t * step
+            if np.all(candidate > 0):
+                fc = objective(candidate)
+                if fc <= f - 0.25 * t * decrement:
+                    break
+            t *= 0.5
+            if t < 1e-16:
+                raise SolverError("ERC line search failed to make progress")
+        y, f = candidate, fc
+    weights = y * scale
+    weights /= weights.sum()
+    rc = risk_contributions(weights, sigma)
+    spread = float((rc.max() - rc.min()) / rc.mean())
+    if not np.all(weights > 0) or spread > 1e-8:
+        raise SolverError(
+            f"ERC did not converge: risk contributions differ by {spread:.3e} relative (> 1e-8)"
+        )
+    return np.asarray(weights, dtype=np.float64)
+
+
+RecomputeReason = str  # "scheduled", "event" or "scheduled+event"
+
+
+@dataclass(slots=True)
+class SizingSchedule:
+    """The recompute clock of SPEC §4 (mutable, advanced once per session in order).
+
+    ``anchor`` is the session index of the first recompute (the first session with at least one
+    eligible strategy); scheduled recomputes fall on ``anchor + k * every``. Event-driven
+    recomputes (a change of the bench set) happen in addition and never move the schedule.
+    """
+
+    every: int
+    anchor: int | None = None
+
+    def reason(self, t: int, *, any_eligible: bool, bench_changed: bool) -> RecomputeReason | None:
+        scheduled = False
+        if self.anchor is None:
+            if any_eligible:
+                self.anchor = t
+                scheduled = True
+        elif (t - self.anchor) % self.every == 0:
+            scheduled = True
+        if scheduled and bench_changed:
+            return "scheduled+event"
+        if scheduled:
+            return "scheduled"
+        if bench_changed:
+            return "event"
+        return None
