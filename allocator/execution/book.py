@@ -99,15 +99,12 @@ def build_book(
         raise ValueError(f"no lot size for symbol(s) {', '.join(missing[:5])}")
     strat_enum = pl.Enum(strategy_names)
     sym_enum = pl.Enum(symbol_names)
-    coded = (
-        intents.select(
-            pl.col("intent_id").cast(pl.String),
-            pl.col("strategy").cast(strat_enum).to_physical().cast(pl.Int64).alias("s"),
-            pl.col("symbol").cast(sym_enum).to_physical().cast(pl.Int64).alias("m"),
-            pl.col("lots").cast(pl.Int64),
-        )
-        .sort(["s", "intent_id"])
-    )
+    coded = intents.select(
+        pl.col("intent_id").cast(pl.String),
+        pl.col("strategy").cast(strat_enum).to_physical().cast(pl.Int64).alias("s"),
+        pl.col("symbol").cast(sym_enum).to_physical().cast(pl.Int64).alias("m"),
+        pl.col("lots").cast(pl.Int64),
+    ).sort(["s", "intent_id"])
     if coded["intent_id"].n_unique() != coded.height:
         raise ValueError("intent ids must be unique within a bar")
     pos_coded = pos.select(
@@ -128,8 +125,10 @@ def build_book(
     if len(p_keys):
         where = np.searchsorted(slot_keys, p_keys)
         where_c = np.minimum(where, max(len(slot_keys) - 1, 0))
-        hit = (where < len(slot_keys)) & (slot_keys[where_c] == p_keys) if len(slot_keys) else (
-            np.zeros(len(p_keys), dtype=bool)
+        hit = (
+            (where < len(slot_keys)) & (slot_keys[where_c] == p_keys)
+            if len(slot_keys)
+            else (np.zeros(len(p_keys), dtype=bool))
         )
         np.add.at(slot_start, where[hit], p_lots[hit])
     return BarBook(

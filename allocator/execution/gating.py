@@ -26,7 +26,7 @@ import numpy.typing as npt
 from allocator.execution.book import BarBook, Int64Array
 from allocator.execution.records import Reason, StrategyBudget, StrategyState
 
-__all__ = ["GateResult", "REASON_BY_CODE", "gate"]
+__all__ = ["REASON_BY_CODE", "GateResult", "gate"]
 
 # Reason codes used by the kernel; 0 means "passed whole".
 REASON_BY_CODE: tuple[Reason | None, ...] = (
@@ -104,7 +104,9 @@ def _gate_kernel(
     return accepted, reason
 
 
-_gate_compiled = cast(Callable[..., tuple[Any, Any]], numba.njit(cache=True, nogil=True)(_gate_kernel))
+_gate_compiled = cast(
+    Callable[..., tuple[Any, Any]], numba.njit(cache=True, nogil=True)(_gate_kernel)
+)
 
 
 def _scale(values: list[Decimal]) -> int:
@@ -182,8 +184,8 @@ def gate(
     args = (
         book.i_strat,
         book.i_slot,
-        book.i_lots,
-        book.slot_start.copy(),
+        book.i_lots if fits else book.i_lots.astype(object),
+        book.slot_start.copy() if fits else book.slot_start.astype(object),
         slot_unit,
         priced[book.slot_sym] if len(book.slot_sym) else np.zeros(0, dtype=np.bool_),
         np.array(budget_vals, dtype=dtype),

@@ -9,6 +9,7 @@ symbols of the seed and the examples; a deployment loads its own CSV.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -98,7 +99,9 @@ class InstrumentTable(Mapping[str, Instrument]):
         return len(self._by_symbol)
 
 
-def _inst(symbol: str, cls: AssetClass, lot: str, tick: str, min_notional: str, mult: str = "1") -> Instrument:
+def _inst(
+    symbol: str, cls: AssetClass, lot: str, tick: str, min_notional: str, mult: str = "1"
+) -> Instrument:
     return Instrument(
         symbol=symbol,
         asset_class=cls,
@@ -145,13 +148,13 @@ def load_instruments(path: str | Path) -> InstrumentTable:
     """
     source = str(path)
     try:
-        handle = Path(path).open(newline="", encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(source, None, f"cannot read: {exc.strerror}") from exc
     items: list[Instrument] = []
     seen: set[str] = set()
-    with handle:
-        reader = csv.DictReader(handle)
+    if True:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         columns = reader.fieldnames or []
         missing = [c for c in _REQUIRED if c not in columns]
         if missing:

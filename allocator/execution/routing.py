@@ -93,7 +93,11 @@ def route_intents(
         if venue is not Venue.IBKR or use_ibkr:
             routed.append(
                 RoutedIntent(
-                    intent=intent, symbol=intent.symbol, qty=intent.qty, instrument=inst, venue=venue
+                    intent=intent,
+                    symbol=intent.symbol,
+                    qty=intent.qty,
+                    instrument=inst,
+                    venue=venue,
                 )
             )
             continue
@@ -116,9 +120,9 @@ def route_intents(
                 _refuse(intent, Reason.NO_PRICE, f"no reference price for {missing} (proxy map)")
             )
             continue
-        ratio = (
-            Fraction(intent.qty) * Fraction(inst.multiplier) * Fraction(price)
-        ) / (Fraction(proxy_price) * Fraction(proxy.lot_size))
+        ratio = (Fraction(intent.qty) * Fraction(inst.multiplier) * Fraction(price)) / (
+            Fraction(proxy_price) * Fraction(proxy.lot_size)
+        )
         lots = math.trunc(ratio)
         if lots == 0:
             refused.append(

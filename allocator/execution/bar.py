@@ -1,0 +1,556 @@
+"""One bar from the intent inbox to the broker and back (SPEC §7-§9).
+
+Read top to bottom: :func:`plan_bar` routes and checks the intents, gates them, nets them and
+decides the orders (pure); :func:`settle_bar` attributes what the broker did (pure);
+:func:`run_bar` does both around a ledger and the brokers — journal the orders before sending,
+send each through :func:`~allocator.orders.submit_idempotently`, then record the whole bar in
+one transaction. Re-running a bar (a crash, a re-execution) sends nothing twice: the client
+order ids are the same and the lookup finds them; a bar already recorded is not recorded again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from allocator.config import RoutingConfig
+from allocator.errors import AllocatorError
+from allocator.execution.attribution import Attribution, attribute
+from allocator.execution.book import BarBook, build_book
+from allocator.execution.gating import REASON_BY_CODE, gate
+from allocator.execution.instruments import Instrument, InstrumentTable
+from allocator.execution.netting import Netting, net_takes
+from allocator.execution.records import (
+    Bar,
+    BrokerExecution,
+    GatedIntent,
+    Intent,
+    NetOrder,
+    Reason,
+    StrategyBudget,
+    VirtualFill,
+    exact,
+)
+from allocator.execution.routing import route_intents
+from allocator.orders import (
+    AssetClass,
+    Broker,
+    BrokerOrder,
+    OrderRequest,
+    OrderState,
+    Side,
+    SubmitOutcome,
+    Venue,
+    client_order_id,
+    submit_idempotently,
+)
+
+__all__ = [
+    "BarIncompleteError",
+    "BarLedger",
+    "BarOutcome",
+    "BarPlan",
+    "BarRun",
+    "FeeModel",
+    "plan_bar",
+    "run_bar",
+    "settle_bar",
+]
+
+FeeModel = Callable[[Instrument, Venue, Decimal, Decimal], Decimal]
+"""Fee of one order: (instrument, venue, qty > 0 base units, price) -> fee >= 0."""
+
+_MIN_NOTIONAL_CODE = 5
+_NO_PRICE_CODE = 4
+_REASONS: tuple[Reason | None, ...] = (*REASON_BY_CODE, Reason.MIN_NOTIONAL)
+
+
+class BarIncompleteError(AllocatorError):
+    """The bar cannot be settled yet (an order's outcome is unknown); run it again later."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
+class BarPlan:
+    """Everything decided before any order is sent.
+
+    ``accepted`` is the final accepted lots per book intent (after the minimum-notional and
+    no-price cuts), ``reason`` its code into the reasons (0: passed whole); ``netting`` is
+    computed from those; ``orders`` holds one :class:`NetOrder` per symbol with a non-zero net
+    that is sent; ``refused`` the intents refused before gating.
+    """
+
+    bar: Bar
+    account: str
+    book: BarBook
+    instruments: tuple[Instrument, ...]
+    venues: tuple[Venue, ...]
+    requested: npt.NDArray[np.int64]
+    routed_from: tuple[str | None, ...]
+    original_qty: tuple[Decimal, ...]
+    accepted: npt.NDArray[np.int64]
+    reason: npt.NDArray[np.int8]
+    netting: Netting
+    orders: tuple[NetOrder, ...]
+    refused: tuple[GatedIntent, ...]
+
+    def gated(self) -> list[GatedIntent]:
+        """Every intent's outcome: the refused ones, then the book's in gating order."""
+        out = list(self.refused)
+        book = self.book
+        for t in range(book.n_intents):
+            m = int(book.i_sym[t])
+            code = int(self.reason[t])
+            out.append(
+                GatedIntent(
+                    intent_id=book.intent_id[t],
+                    strategy=book.strategies[int(book.i_strat[t])],
+                    symbol=book.symbols[m],
+                    requested_qty=book.qty(m, int(book.i_lots[t])),
+                    accepted_qty=book.qty(m, int(self.accepted[t])),
+                    reason=_REASONS[code] if code else None,
+                    routed_from=self.routed_from[t],
+                )
+            )
+        return out
+
+
+def _lot_sizes(
+    instruments: InstrumentTable,
+    symbols: Sequence[str],
+    positions: Mapping[tuple[str, str], Decimal],
+) -> dict[str, Decimal]:
+    lots: dict[str, Decimal] = {}
+    for symbol in symbols:
+        inst = instruments.get(symbol)
+        if inst is not None:
+            lots[symbol] = inst.lot_size
+    # A position in a symbol the table does not list is counted in units of its finest digit.
+    for (_, symbol), qty in positions.items():
+        if symbol in lots and symbol in instruments:
+            continue
+        exponent = qty.normalize().as_tuple().exponent
+        step = Decimal(1).scaleb(min(int(exponent), 0)) if isinstance(exponent, int) else Decimal(1)
+        lots[symbol] = min(lots.get(symbol, step), step)
+    return lots
+
+
+def plan_bar(
+    intents: Sequence[Intent],
+    *,
+    bar: Bar,
+    prices: Mapping[str, Decimal],
+    positions: Mapping[tuple[str, str], Decimal],
+    budgets: Mapping[str, StrategyBudget] | None,
+    instruments: InstrumentTable,
+    routing: RoutingConfig,
+    total_capital: Decimal,
+    account: str,
+) -> BarPlan:
+    """Route, check, gate and net one bar's intents and decide its orders (no side effects).
+
+    ``positions`` are the strategies' virtual positions at the start of the bar, keyed by
+    (strategy, symbol), signed base units. ``budgets`` as in :func:`~.gating.gate`.
+    """
+    routed, refused = route_intents(
+        intents,
+        instruments=instruments,
+        prices=prices,
+        total_capital=total_capital,
+        routing=routing,
+    )
+    symbols = sorted({r.symbol for r in routed} | {s for _, s in positions})
+    lot_size = _lot_sizes(instruments, symbols, positions)
+    frame = pl.DataFrame(
+        {
+            "intent_id": [r.intent.intent_id for r in routed],
+            "strategy": [r.intent.strategy for r in routed],
+            "symbol": [r.symbol for r in routed],
+            "lots": [int(r.qty / r.instrument.lot_size) for r in routed],
+        },
+        schema={
+            "intent_id": pl.String,
+            "strategy": pl.String,
+            "symbol": pl.String,
+            "lots": pl.Int64,
+        },
+    )
+    pos_rows = [(s, m, q) for (s, m), q in positions.items() if q != 0]
+    pos_frame = pl.DataFrame(
+        {
+            "strategy": [s for s, _, _ in pos_rows],
+            "symbol": [m for _, m, _ in pos_rows],
+            "lots": [int(q / lot_size[m]) for _, m, q in pos_rows],
+        },
+        schema={"strategy": pl.String, "symbol": pl.String, "lots": pl.Int64},
+    )
+    for s, m, q in pos_rows:
+        if q % lot_size[m] != 0:
+            raise ValueError(f"position {s}/{m} = {q} is not a multiple of the lot {lot_size[m]}")
+    book = build_book(frame, lot_size=lot_size, prices=prices, positions=pos_frame)
+    by_id = {r.intent.intent_id: r for r in routed}
+    ordered = [by_id[i] for i in book.intent_id]
+    gate_result = gate(book, budgets)
+    # A symbol only held (not traded) may be missing from the table: it never gets an order.
+    instruments_by_code = tuple(
+        instruments[s]
+        if s in instruments
+        else Instrument(symbol=s, asset_class=AssetClass.EQUITY, lot_size=lot_size[s])
+        for s in book.symbols
+    )
+    return _finish_plan(
+        book=book,
+        bar=bar,
+        account=account,
+        instruments=instruments_by_code,
+        routed_from=tuple(r.routed_from for r in ordered),
+        original_qty=tuple(r.intent.qty for r in ordered),
+        accepted=gate_result.accepted,
+        reason=gate_result.reason,
+        refused=tuple(refused),
+    )
+
+
+def _finish_plan(
+    *,
+    book: BarBook,
+    bar: Bar,
+    account: str,
+    instruments: tuple[Instrument, ...],
+    routed_from: tuple[str | None, ...],
+    original_qty: tuple[Decimal, ...],
+    accepted: npt.NDArray[np.int64],
+    reason: npt.NDArray[np.int8],
+    refused: tuple[GatedIntent, ...],
+) -> BarPlan:
+    """Net, then apply the order-level cuts (no price, minimum notional) and build the orders."""
+    netting = net_takes(book, accepted)
+    net = netting.net
+    cut_to: dict[int, tuple[int, int]] = {}  # slot -> (new take, reason code)
+    blocked_symbols: dict[int, int] = {}
+    for m in np.flatnonzero(net != 0).tolist():
+        price = book.price[m]
+        if price is None:
+            blocked_symbols[m] = _NO_PRICE_CODE
+            continue
+        notional = exact.multiply(exact.multiply(abs(int(net[m])), book.lot_size[m]), price)
+        if notional < instruments[m].min_notional:
+            blocked_symbols[m] = _MIN_NOTIONAL_CODE
+    if blocked_symbols:
+        codes = np.array(sorted(blocked_symbols), dtype=np.int64)
+        in_blocked = np.isin(book.slot_sym, codes)
+        # Unpriced: nothing crossed. Below min notional: the larger side keeps its crossed share.
+        no_fill = np.zeros(len(book.symbols), dtype=np.int64)
+        shares = attribute(
+            book, netting, no_fill, np.zeros(len(book.symbols), dtype=np.int64)
+        ).internal
+        for j in np.flatnonzero(in_blocked).tolist():
+            m = int(book.slot_sym[j])
+            code = blocked_symbols[m]
+            new_take = 0 if code == _NO_PRICE_CODE else int(shares[j])
+            if new_take != int(netting.take[j]):
+                cut_to[j] = (new_take, code)
+    if cut_to:
+        accepted = accepted.copy()
+        reason = reason.copy()
+        for j, (new_take, code) in cut_to.items():
+            excess = int(netting.take[j]) - new_take  # same sign as the take
+            for t in reversed(np.flatnonzero(book.i_slot == j).tolist()):
+                if excess == 0:
+                    break
+                a = int(accepted[t])
+                if a == 0 or (a > 0) != (excess > 0):
+                    continue
+                cut = max(min(a, excess), 0) if excess > 0 else min(max(a, excess), 0)
+                accepted[t] = a - cut
+                excess -= cut
+                reason[t] = code
+        netting = net_takes(book, accepted)
+        net = netting.net
+    orders: list[NetOrder] = []
+    for m in np.flatnonzero(net != 0).tolist():
+        inst = instruments[m]
+        side = Side.BUY if net[m] > 0 else Side.SELL
+        price = book.price[m]
+        assert price is not None  # unpriced symbols were cut to zero above
+        orders.append(
+            NetOrder(
+                symbol=book.symbols[m],
+                asset_class=inst.asset_class,
+                venue=inst.routed_venue,
+                side=side,
+                qty=book.qty(m, abs(int(net[m]))),
+                reference_price=price,
+                client_order_id=client_order_id(account, bar.key, book.symbols[m], side),
+                buy_qty=book.qty(m, int(netting.buy[m])),
+                sell_qty=book.qty(m, int(netting.sell[m])),
+            )
+        )
+    return BarPlan(
+        bar=bar,
+        account=account,
+        book=book,
+        instruments=instruments,
+        venues=tuple(i.routed_venue for i in instruments),
+        requested=book.i_lots,
+        routed_from=routed_from,
+        original_qty=original_qty,
+        accepted=accepted,
+        reason=reason,
+        netting=netting,
+        orders=tuple(orders),
+        refused=refused,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BarOutcome:
+    """The settled bar: every intent's outcome, the virtual fills, and the netting savings
+    (``would_pay`` − ``fee_paid``; quote currency)."""
+
+    gated: tuple[GatedIntent, ...]
+    fills: tuple[VirtualFill, ...]
+    fee_paid: Decimal
+    would_pay: Decimal
+
+    @property
+    def savings(self) -> Decimal:
+        return self.would_pay - self.fee_paid
+
+
+def settle_bar(
+    plan: BarPlan,
+    executions: Mapping[str, BrokerExecution],
+    *,
+    cash_quantum: Decimal,
+    fee_model: FeeModel | None = None,
+) -> BarOutcome:
+    """Attribute the broker's executions (by symbol) to the strategies (SPEC §7).
+
+    A symbol of ``plan.orders`` missing from ``executions`` counts as not filled.
+    """
+    book = plan.book
+    n_sym = len(book.symbols)
+    filled = np.zeros(n_sym, dtype=np.int64)
+    fee_units = np.zeros(n_sym, dtype=np.int64)
+    residue: dict[int, Decimal] = {}
+    avg: dict[int, Decimal] = {}
+    code_of = {s: m for m, s in enumerate(book.symbols)}
+    for order in plan.orders:
+        ex = executions.get(order.symbol)
+        if ex is None:
+            continue
+        m = code_of[order.symbol]
+        lots, rest = divmod(ex.filled_qty, book.lot_size[m])
+        if rest != 0 or ex.fee < 0:
+            raise ValueError(
+                f"{order.symbol}: filled {ex.filled_qty} is not whole lots of {book.lot_size[m]}"
+                if rest != 0
+                else f"{order.symbol}: negative fee {ex.fee}"
+            )
+        filled[m] = int(lots)
+        if lots > 0:
+            if ex.avg_price is None:
+                raise ValueError(f"{order.symbol}: filled {ex.filled_qty} without a price")
+            avg[m] = ex.avg_price
+        units = (ex.fee / cash_quantum).to_integral_value(rounding=ROUND_FLOOR)
+        fee_units[m] = int(units)
+        rest_fee = exact.subtract(ex.fee, exact.multiply(units, cash_quantum))
+        if rest_fee:
+            residue[m] = rest_fee
+    result = attribute(book, plan.netting, filled, fee_units)
+    fills = _virtual_fills(plan, result, filled, avg, residue, cash_quantum)
+    fee_paid = sum((ex.fee for ex in executions.values()), Decimal(0))
+    would_pay = Decimal(0)
+    if fee_model is not None:
+        for t in np.flatnonzero(plan.accepted != 0).tolist():
+            m = int(book.i_sym[t])
+            price = book.price[m]
+            if price is None:
+                continue
+            qty = book.qty(m, abs(int(plan.accepted[t])))
+            would_pay += fee_model(plan.instruments[m], plan.venues[m], qty, price)
+    return BarOutcome(
+        gated=tuple(plan.gated()), fills=tuple(fills), fee_paid=fee_paid, would_pay=would_pay
+    )
+
+
+def _virtual_fills(
+    plan: BarPlan,
+    result: Attribution,
+    filled: npt.NDArray[np.int64],
+    avg: Mapping[int, Decimal],
+    residue: Mapping[int, Decimal],
+    quantum: Decimal,
+) -> list[VirtualFill]:
+    book = plan.book
+    fees: list[Decimal] = [exact.multiply(int(u), quantum) for u in result.fee_units.tolist()]
+    # The fee finer than one quantum goes to the larger-side slot with the largest share.
+    for m, extra in residue.items():
+        slots = np.flatnonzero((book.slot_sym == m) & (result.external != 0))
+        if not len(slots):
+            slots = np.flatnonzero((book.slot_sym == m) & (plan.netting.take != 0))
+        best = max(slots.tolist(), key=lambda j: (result.fee_units[j], -book.slot_strat[j]))
+        fees[best] = exact.add(fees[best], extra)
+    out: list[VirtualFill] = []
+    internal = result.internal.tolist()
+    external = result.external.tolist()
+    for j in range(len(book.slot_sym)):
+        m = int(book.slot_sym[j])
+        strategy = book.strategies[int(book.slot_strat[j])]
+        ref = book.price[m]
+        price = avg.get(m, ref)
+        if internal[j]:
+            assert price is not None
+            out.append(
+                VirtualFill(
+                    strategy=strategy,
+                    symbol=book.symbols[m],
+                    qty=book.qty(m, internal[j]),
+                    price=price,
+                    fee=Decimal(0),
+                    internal=True,
+                )
+            )
+        if external[j] or fees[j]:
+            assert price is not None
+            out.append(
+                VirtualFill(
+                    strategy=strategy,
+                    symbol=book.symbols[m],
+                    qty=book.qty(m, external[j]),
+                    price=price,
+                    fee=fees[j],
+                    internal=False,
+                )
+            )
+    return out
+
+
+class BarLedger(Protocol):
+    """What :func:`run_bar` needs from the ledger (implemented by ``resources.ledger``)."""
+
+    def bar_done(self, bar: Bar) -> bool: ...
+
+    def positions(self) -> Mapping[tuple[str, str], Decimal]: ...
+
+    def journal_orders(self, bar: Bar, account: str, orders: Sequence[NetOrder]) -> None:
+        """Write each order as ``pending_submit`` unless its client order id is there already."""
+        ...
+
+    def update_order(self, order: NetOrder, outcome: SubmitOutcome) -> None: ...
+
+    def record_bar(
+        self, bar: Bar, outcome: BarOutcome, broker_orders: Sequence[BrokerOrder]
+    ) -> None:
+        """In one transaction: outcomes, broker fills (deduplicated), virtual fills, positions,
+        cash, netting savings, and the bar marked done."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BarRun:
+    """What :func:`run_bar` did. ``outcome`` is ``None`` when the bar was already recorded."""
+
+    bar: Bar
+    outcome: BarOutcome | None
+    orders: tuple[NetOrder, ...] = ()
+    submissions: tuple[SubmitOutcome, ...] = field(default=())
+
+
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+def run_bar(
+    *,
+    ledger: BarLedger,
+    brokers: Mapping[Venue, Broker],
+    bar: Bar,
+    intents: Sequence[Intent],
+    prices: Mapping[str, Decimal],
+    budgets: Mapping[str, StrategyBudget] | None,
+    instruments: InstrumentTable,
+    routing: RoutingConfig,
+    total_capital: Decimal,
+    account: str,
+    cash_quantum: Decimal,
+    fee_model: FeeModel | None = None,
+    checkpoint: Callable[[str], None] = _no_checkpoint,
+    lookups: int = 3,
+    lookup_delay_s: float = 1.0,
+) -> BarRun:
+    """Run one bar end to end; safe to call again for the same bar after any failure.
+
+    ``checkpoint(name)`` is called after each durable step (``journaled``, ``submitted:<cid>``,
+    ``recorded``); tests use it to kill the process there.
+    """
+    if ledger.bar_done(bar):
+        return BarRun(bar=bar, outcome=None)
+    plan = plan_bar(
+        intents,
+        bar=bar,
+        prices=prices,
+        positions=ledger.positions(),
+        budgets=budgets,
+        instruments=instruments,
+        routing=routing,
+        total_capital=total_capital,
+        account=account,
+    )
+    ledger.journal_orders(bar, account, plan.orders)
+    checkpoint("journaled")
+    executions: dict[str, BrokerExecution] = {}
+    broker_orders: list[BrokerOrder] = []
+    submissions: list[SubmitOutcome] = []
+    for order in plan.orders:
+        broker = brokers.get(order.venue)
+        if broker is None:
+            raise BarIncompleteError(f"bar {bar}: no broker for venue {order.venue}")
+        request = OrderRequest(
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            asset_class=order.asset_class,
+            side=order.side,
+            qty=order.qty,
+            venue=order.venue,
+            reference_price=order.reference_price,
+        )
+        outcome = submit_idempotently(broker, request, lookups=lookups, delay_s=lookup_delay_s)
+        found = outcome.order
+        if found is not None and not found.state.is_final:
+            broker.cancel(order.symbol, order.client_order_id)
+            found = broker.lookup(order.symbol, order.client_order_id)
+            if found is not None:
+                outcome = SubmitOutcome(
+                    state=found.state,
+                    order=found,
+                    placed_by_this_call=outcome.placed_by_this_call,
+                    detail="remainder cancelled at the end of the bar",
+                )
+        ledger.update_order(order, outcome)
+        submissions.append(outcome)
+        checkpoint(f"submitted:{order.client_order_id}")
+        if outcome.state is OrderState.UNKNOWN or (found is not None and not found.state.is_final):
+            raise BarIncompleteError(
+                f"bar {bar}: order {order.client_order_id} ({order.symbol}) is {outcome.state}: "
+                f"{outcome.detail}; run the bar again to resolve it"
+            )
+        if found is None:  # rejected: nothing filled
+            executions[order.symbol] = BrokerExecution(
+                filled_qty=Decimal(0), avg_price=None, fee=Decimal(0)
+            )
+            continue
+        broker_orders.append(found)
+        executions[order.symbol] = BrokerExecution(
+            filled_qty=found.filled_qty, avg_price=found.avg_price, fee=found.fee
+        )
+    result = settle_bar(plan, executions, cash_quantum=cash_quantum, fee_model=fee_model)
+    ledger.record_bar(bar, result, broker_orders)
+    checkpoint("recorded")
+    return BarRun(bar=bar, outcome=result, orders=plan.orders, submissions=tuple(submissions))
