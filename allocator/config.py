@@ -57,12 +57,15 @@ class SizingConfig:
     def __post_init__(self) -> None:
         if self.method not in get_args(SizingMethod):
             raise ConfigError(
-                "sizing.method", f"must be one of {list(get_args(SizingMethod))}, got {self.method!r}"
+                "sizing.method",
+                f"must be one of {list(get_args(SizingMethod))}, got {self.method!r}",
             )
         _positive_int(self.SECTION, "annualization", self.annualization)
         _positive_int(self.SECTION, "rebalance_every", self.rebalance_every)
         if self.vol_window < 2:
-            raise ConfigError("sizing.vol_window", f"must be >= 2 sessions, got {self.vol_window!r}")
+            raise ConfigError(
+                "sizing.vol_window", f"must be >= 2 sessions, got {self.vol_window!r}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -167,9 +170,7 @@ class ExecutionConfig:
     def __post_init__(self) -> None:
         _finite(self.SECTION, "max_leverage", self.max_leverage)
         if self.max_leverage < 0:
-            raise ConfigError(
-                "execution.max_leverage", f"must be >= 0, got {self.max_leverage!r}"
-            )
+            raise ConfigError("execution.max_leverage", f"must be >= 0, got {self.max_leverage!r}")
         try:
             quantum = Decimal(self.cash_quantum)
         except InvalidOperation:

@@ -62,8 +62,8 @@ def readmit_step(
     re-admitted earlier in this call count as active); with no such ``x`` it comes back.
     """
     events: list[BenchEvent] = []
-    for s in np.flatnonzero(benched):
-        s = int(s)
+    for found in np.flatnonzero(benched):
+        s = int(found)
         judges = np.flatnonzero(~benched & mature)
         judges = judges[judges != s]
         if judges.size == 0:

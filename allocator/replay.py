@@ -119,7 +119,7 @@ class AllocatorEngine:
         x = np.asarray(row, dtype=np.float64)
         if x.shape != (self._n,):
             raise ValueError(f"expected {self._n} returns, got shape {x.shape}")
-        day = np.datetime64(date, "D")
+        day = np.datetime64(str(date)[:10], "D")
         if self.last_date is not None and day <= self.last_date:
             raise ValueError(f"sessions must increase: {day} after {self.last_date}")
         self.t += 1
@@ -194,7 +194,7 @@ class AllocatorEngine:
             if decision.changed:
                 self.state[j] = decision.new
                 breaker_events.append(Event(day, "breaker", names[j], decision.event or ""))
-        mult = np.array([multiplier(BreakerState(s), cfg.breaker) for s in self.state])
+        mult = np.array([multiplier(BreakerState(int(s)), cfg.breaker) for s in self.state])
 
         # 5. Allocation.
         final, capital = final_weights(self.base_weight, mult, self.benched, cfg.allocation)

@@ -107,8 +107,10 @@ class PairsWriter:
         a, b = np.triu_indices(len(strategies), k=1)
         self._names = [(strategies[i], strategies[j]) for i, j in zip(a, b, strict=True)]
 
-    def __call__(self, date: np.datetime64, stream: PairCorrelationStream, persistence: int) -> None:
-        day = str(np.datetime64(date, "D"))
+    def __call__(
+        self, date: np.datetime64, stream: PairCorrelationStream, persistence: int
+    ) -> None:
+        day = str(date)[:10]
         corr = stream.corr.tolist()
         breach = stream.breach_run.tolist()
         calm = stream.calm_run.tolist()

@@ -52,11 +52,19 @@ def risk_contributions(weights: FloatArray, cov: FloatArray) -> FloatArray:
     return np.asarray(weights * marginal / total, dtype=np.float64)
 
 
-def erc_weights(cov: FloatArray, *, tol: float = 1e-10, max_iter: int = 200) -> FloatArray:
+def erc_weights(
+    cov: FloatArray,
+    budgets: FloatArray | None = None,
+    *,
+    tol: float = 1e-10,
+    max_iter: int = 200,
+) -> FloatArray:
     """Long-only equal-risk-contribution weights for covariance ``cov`` (sum to 1).
 
-    Raises :class:`SolverError` when ``cov`` is not a finite symmetric matrix with a positive
-    diagonal, or when the risk contributions are not equal to ``1e-8`` relative at the end.
+    ``budgets`` (positive, any scale) asks for risk contributions proportional to it instead
+    of equal ones (risk budgeting); the allocator itself uses equal budgets. Raises
+    :class:`SolverError` when ``cov`` is not a finite symmetric matrix with a positive diagonal,
+    or when the risk contributions are not on budget to ``1e-8`` relative at the end.
     """
     sigma = np.asarray(cov, dtype=np.float64)
     n = sigma.shape[0]
@@ -69,12 +77,18 @@ def erc_weights(cov: FloatArray, *, tol: float = 1e-10, max_iter: int = 200) -> 
     diag = np.diag(sigma)
     if np.any(diag <= 0):
         raise SolverError("ERC covariance has a zero or negative variance on its diagonal")
+    if budgets is None:
+        b = np.full(n, 1.0 / n)
+    else:
+        b = np.asarray(budgets, dtype=np.float64)
+        if b.shape != (n,) or not np.all(np.isfinite(b)) or np.any(b <= 0):
+            raise SolverError(f"risk budgets must be {n} positive numbers, got {budgets!r}")
+        b = b / b.sum()
     if n == 1:
         return np.ones(1)
     # Scale to unit variances for conditioning; y is rescaled back at the end.
     scale = 1.0 / np.sqrt(diag)
     corr = sigma * np.outer(scale, scale)
-    b = np.full(n, 1.0 / n)
     y = b / np.sqrt(b @ corr @ b) * np.sqrt(b.sum())  # inverse-vol start, right magnitude
 
     def objective(z: FloatArray) -> float:
@@ -104,8 +118,8 @@ def erc_weights(cov: FloatArray, *, tol: float = 1e-10, max_iter: int = 200) -> 
         y, f = candidate, fc
     weights = y * scale
     weights /= weights.sum()
-    rc = risk_contributions(weights, sigma)
-    spread = float((rc.max() - rc.min()) / rc.mean())
+    ratio = risk_contributions(weights, sigma) / b
+    spread = float((ratio.max() - ratio.min()) / ratio.mean())
     if not np.all(weights > 0) or spread > 1e-8:
         raise SolverError(
             f"ERC did not converge: risk contributions differ by {spread:.3e} relative (> 1e-8)"

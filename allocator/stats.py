@@ -36,6 +36,10 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+# Rebuild the running sums once the squares they absorbed exceed the window's own centred sum
+# of squares by this factor: rounding then stays near 1e-16 * 1e6 relative.
+_DRIFT_LIMIT = 1e6
+
 
 def pair_index(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """``(a, b)`` index arrays of the ``n (n - 1) / 2`` pairs ``a < b`` in row-major order."""
@@ -117,7 +121,9 @@ def window_vol_sharpe(
     n = ring.shape[1]
     vol = np.empty(n)
     sharpe = np.empty(n)
-    _vol_sharpe_kernel(ring, pos, filled, vol_window, sharpe_window, float(annualization), vol, sharpe)
+    _vol_sharpe_kernel(
+        ring, pos, filled, vol_window, sharpe_window, float(annualization), vol, sharpe
+    )
     return vol, sharpe
 
 
@@ -171,6 +177,7 @@ def _corr_step(
     centre: FloatArray,
     s1: FloatArray,
     s2: FloatArray,
+    mag: FloatArray,
     threshold: float,
     corr: FloatArray,
     breach: IntArray,
@@ -179,6 +186,9 @@ def _corr_step(
     """Advance the stream by one session with row ``x`` (NaN = missing).
 
     ``state`` = [slot of the next write, rows received, rows since the last rebuild].
+    ``mag[i]`` is the sum of squared shifted values added to or removed from ``s2[i, i]`` since
+    the last rebuild: rounding error in the sums is about ``eps * mag``, so when ``mag`` dwarfs
+    the window's own sum of squares (a huge value just left the window) the sums are rebuilt.
     """
     window = ring.shape[0]
     n = ring.shape[1]
@@ -208,19 +218,28 @@ def _corr_step(
     filled += 1
     state[0] = slot + 1 if slot + 1 < window else 0
     state[1] = filled
-    if state[2] + 1 >= window:
-        _corr_rebuild(ring, window, filled, centre, s1, s2)
-        state[2] = 0
-    else:
+    w = float(window)
+    rebuild = state[2] + 1 >= window
+    if not rebuild:
         state[2] += 1
         for i in range(n):
             zi = z[i]
             yi = y[i]
             s1[i] += zi - yi
+            mag[i] += zi * zi + yi * yi
             for j in range(i, n):
                 s2[i, j] += zi * z[j] - yi * y[j]
+        for i in range(n):
+            centred = s2[i, i] - s1[i] * s1[i] / w
+            if centred > 0.0 and mag[i] > _DRIFT_LIMIT * centred:
+                rebuild = True
+                break
+    if rebuild:
+        _corr_rebuild(ring, window, filled, centre, s1, s2)
+        for i in range(n):
+            mag[i] = s2[i, i]
+        state[2] = 0
     # Correlations and counters for every pair.
-    w = float(window)
     full = filled >= window
     var = np.empty(n)
     ok = np.empty(n, dtype=np.bool_)
@@ -268,6 +287,7 @@ class PairCorrelationStream:
         self._centre = np.zeros(n_strategies)
         self._s1 = np.zeros(n_strategies)
         self._s2 = np.zeros((n_strategies, n_strategies))
+        self._mag = np.zeros(n_strategies)
         self._state = np.zeros(3, dtype=np.int64)
         self.corr = np.full(n_pairs, np.nan)
         self.breach_run = np.zeros(n_pairs, dtype=np.int64)
@@ -290,6 +310,7 @@ class PairCorrelationStream:
             self._centre,
             self._s1,
             self._s2,
+            self._mag,
             self.threshold,
             self.corr,
             self.breach_run,
@@ -310,12 +331,13 @@ def _corr_batch(values: FloatArray, window: int, out: FloatArray) -> None:
     centre = np.zeros(n)
     s1 = np.zeros(n)
     s2 = np.zeros((n, n))
+    mag = np.zeros(n)
     breach = np.zeros(out.shape[1], dtype=np.int64)
     calm = np.zeros(out.shape[1], dtype=np.int64)
     corr = np.empty(out.shape[1])
     for t in range(T):
         _corr_step(
-            values[t], ring, state, nan_count, eq_run, centre, s1, s2, 0.0, corr, breach, calm
+            values[t], ring, state, nan_count, eq_run, centre, s1, s2, mag, 0.0, corr, breach, calm
         )
         out[t, :] = corr
 
