@@ -184,15 +184,18 @@ class BrokerContract(abc.ABC):
         request = venue.request("partial", qty=venue.qty * 2)
         venue.inject("partial")
         outcome = _submit(venue, request)
-        assert outcome.state is OrderState.PARTIALLY_FILLED, outcome.detail
+        # A partly filled market order either keeps working (Alpaca, IB) or has its rest
+        # expired at once (Binance, Bybit spot); either way the partial quantity is reported.
+        assert outcome.state in (OrderState.PARTIALLY_FILLED, OrderState.CANCELLED), outcome.detail
         order = outcome.order
         assert order is not None
         assert 0 < order.filled_qty < order.qty
         found = venue.broker.lookup(venue.symbol, request.client_order_id)
         assert found is not None
+        assert found.filled_qty == order.filled_qty
         assert sum(f.qty for f in found.fills) == found.filled_qty
         open_ids = {o.client_order_id for o in venue.broker.open_orders()}
-        assert request.client_order_id in open_ids
+        assert (request.client_order_id in open_ids) == (found.state is OrderState.PARTIALLY_FILLED)
         assert venue.broker.positions()[venue.symbol] >= found.filled_qty
 
     def test_open_order_is_listed_then_cancelled(self, venue: Harness) -> None:
