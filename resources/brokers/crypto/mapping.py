@@ -106,8 +106,12 @@ def to_broker_order(
         raise ValueError(f"{market['symbol']} order {oid}: unknown status {status!r}")
     filled = _dec(order.get("filled") or 0, f"order {oid} filled")
     state = STATE_OF[status]
+    amount = _dec(order["amount"], f"order {oid} amount")
     if state is OrderState.SUBMITTED and filled > 0:
         state = OrderState.PARTIALLY_FILLED
+    if state is OrderState.FILLED and filled < amount:
+        # ccxt reports Bybit's PartiallyFilledCanceled as "closed": the rest was cancelled.
+        state = OrderState.CANCELLED
     average = order.get("average")
     if average is None and filled > 0 and order.get("cost"):
         average = _dec(order["cost"], f"order {oid} cost") / filled
@@ -117,7 +121,7 @@ def to_broker_order(
         venue_order_id=oid,
         symbol=str(order.get("symbol") or market["symbol"]),
         side=Side(str(order["side"]).lower()),
-        qty=_dec(order["amount"], f"order {oid} amount"),
+        qty=amount,
         filled_qty=filled,
         avg_price=None if average is None or filled == 0 else _dec(average, f"order {oid} avg"),
         fee=fee,
