@@ -8,6 +8,7 @@ session, else the next session, so that a crypto weekend compounds into Monday).
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ DateArray = npt.NDArray[np.datetime64]
 
 # How far past the last date to look for the session a trailing non-session date rolls into.
 _ROLL_MARGIN_DAYS = 20
+_XCALS_PANDAS_DEPRECATION = "Series.values returning an ndarray that drops timezone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +41,15 @@ class SessionCalendar:
             raise ConfigError("calendar.name", f"unknown exchange calendar {name!r}")
         margin_end = end + dt.timedelta(days=_ROLL_MARGIN_DAYS)
         try:
-            cal = xcals.get_calendar(name, start=start.isoformat(), end=margin_end.isoformat())
-        except Exception as exc:  # exchange_calendars raises its own bound errors
+            with warnings.catch_warnings():
+                # exchange_calendars 4.13 reads tz-aware Series.values, deprecated in pandas 3.1.
+                warnings.filterwarnings("ignore", message=_XCALS_PANDAS_DEPRECATION)
+                cal = xcals.get_calendar(name, start=start.isoformat(), end=margin_end.isoformat())
+        except (
+            ValueError,
+            KeyError,
+            IndexError,
+        ) as exc:  # exchange_calendars raises its own bound errors
             raise ConfigError(
                 "calendar.name", f"calendar {name!r} cannot cover {start}..{end}: {exc}"
             ) from exc

@@ -136,7 +136,9 @@ def validate_returns(frame: pd.DataFrame, source: str) -> ReturnsFrame:
     if too_low.size:
         row = int(too_low[0])
         raise InputError(
-            source, row + 1, f"return {ret[row]!r} is <= -1 (a simple return cannot lose more)"
+            source,
+            row + 1,
+            f"return {float(ret[row])!r} is <= -1 (a simple return cannot lose more)",
         )
 
     day = dates.dt.normalize().to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
