@@ -158,14 +158,18 @@ class ExecutionConfig:
 
     ``cash_quantum`` is the smallest unit of cash the ledger stores (fees are split to it);
     ``max_leverage`` is the default gross-notional cap per unit of capital; ``bar_tolerance``
-    is how many bars in the past an intent may still be accepted by the live inbox.
+    is how many bars in the past an intent may still be accepted by the live inbox, each bar
+    lasting ``bar_interval_seconds``; ``ledger_url`` is the ledger's SQLAlchemy URL (empty: the
+    SQLite file ``data/ledger.sqlite`` of the project).
     """
 
     SECTION: ClassVar[str] = "execution"
     max_leverage: float = 1.0
     cash_quantum: str = "0.00000001"
     bar_tolerance: int = 0
+    bar_interval_seconds: int = 86_400
     account: str = "paper"
+    ledger_url: str = ""
 
     def __post_init__(self) -> None:
         _finite(self.SECTION, "max_leverage", self.max_leverage)
@@ -183,6 +187,7 @@ class ExecutionConfig:
             raise ConfigError(
                 "execution.bar_tolerance", f"must be >= 0, got {self.bar_tolerance!r}"
             )
+        _positive_int(self.SECTION, "bar_interval_seconds", self.bar_interval_seconds)
         if not self.account or not self.account.isalnum():
             raise ConfigError(
                 "execution.account", f"must be a non-empty [A-Za-z0-9] name, got {self.account!r}"

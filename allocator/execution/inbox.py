@@ -1,0 +1,233 @@
+"""The intent and returns inbox: check submitted rows one by one and keep the valid ones.
+
+A file (CSV with a header, or JSON lines) is read into rows; each row is checked on its own
+and a bad row is refused with a reason and a detail naming the file and the row, while the
+valid rows of the same file are kept. Intent reasons: ``invalid`` (a missing or non-numeric
+field, a zero quantity, an unparsable bar), ``unknown_strategy``, ``unknown_asset_class``,
+``unknown_symbol``, ``stale_bar`` (the bar ended more than ``bar_tolerance`` bars ago),
+``duplicate`` (the same id twice with different content). Returns reasons: ``invalid``,
+``duplicate`` (the same (date, strategy) twice in one file). The ledger adds ``conflict`` (an
+id already stored with different content) and ``restated`` (a return already stored with a
+different value, not marked as a correction).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from allocator.errors import InputError
+from allocator.execution.instruments import InstrumentTable
+from allocator.execution.records import Intent, parse_bar
+from allocator.orders import AssetClass
+
+__all__ = [
+    "INTENT_COLUMNS",
+    "RETURN_COLUMNS",
+    "ReturnRow",
+    "RowRefusal",
+    "check_intents",
+    "check_returns",
+    "read_rows",
+]
+
+INTENT_COLUMNS = ("intent_id", "strategy", "symbol", "asset_class", "qty", "bar")
+RETURN_COLUMNS = ("date", "strategy", "return")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RowRefusal:
+    """One refused row: ``row`` is 1-based among the data rows; ``key`` the intent id or
+    ``date/strategy``."""
+
+    source: str
+    row: int
+    key: str
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: row {self.row}: {self.key or '?'}: {self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReturnRow:
+    """A strategy's simple daily return (``None``: missing) for ``date``."""
+
+    date: str
+    strategy: str
+    value: float | None
+
+
+def read_rows(path: str | Path, columns: Collection[str]) -> list[tuple[int, dict[str, str]]]:
+    """Read CSV (with a header) or JSON lines into (row number, row) pairs.
+
+    JSON lines are recognised by a ``.jsonl``/``.ndjson``/``.json`` suffix or a first
+    non-blank character ``{``. A missing column (CSV) is an :class:`InputError` for the file;
+    a JSON line that is not an object is a row with no fields (refused later as ``invalid``).
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(source, None, f"cannot read: {exc.strerror}") from exc
+    stripped = text.lstrip()
+    if Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json") or stripped.startswith("{"):
+        rows: list[tuple[int, dict[str, str]]] = []
+        number = 0
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            number += 1
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(source, number, f"not valid JSON: {exc.msg}") from None
+            if not isinstance(obj, dict):
+                rows.append((number, {}))
+                continue
+            rows.append((number, {str(k): "" if v is None else str(v) for k, v in obj.items()}))
+        return rows
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(source, None, f"missing column(s) {', '.join(missing)}")
+    return [
+        (number, {k: (v or "").strip() for k, v in row.items() if k is not None})
+        for number, row in enumerate(reader, start=1)
+    ]
+
+
+def check_intents(
+    rows: Iterable[tuple[int, Mapping[str, str]]],
+    source: str,
+    *,
+    strategies: Collection[str],
+    instruments: InstrumentTable,
+    now: datetime,
+    bar_tolerance: int,
+    bar_interval: timedelta,
+) -> tuple[list[Intent], list[RowRefusal]]:
+    """Check intent rows; return (valid intents, refusals). ``now`` is timezone-aware."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    oldest_end = now - bar_tolerance * bar_interval
+    kept: dict[str, Intent] = {}
+    refused: list[RowRefusal] = []
+    for number, row in rows:
+        key = (row.get("intent_id") or "").strip()
+
+        def refuse(reason: str, detail: str, number: int = number, key: str = key) -> None:
+            refused.append(
+                RowRefusal(source=source, row=number, key=key, reason=reason, detail=detail)
+            )
+
+        empty = [c for c in INTENT_COLUMNS if not (row.get(c) or "").strip()]
+        if empty:
+            refuse("invalid", f"missing {', '.join(empty)}")
+            continue
+        strategy, symbol = row["strategy"].strip(), row["symbol"].strip()
+        try:
+            qty = Decimal(row["qty"].strip())
+        except InvalidOperation:
+            refuse("invalid", f"qty {row['qty']!r} is not a number")
+            continue
+        if not qty.is_finite() or qty == 0:
+            refuse("invalid", f"qty {row['qty']!r} must be a non-zero number")
+            continue
+        try:
+            asset_class = AssetClass(row["asset_class"].strip())
+        except ValueError:
+            refuse("unknown_asset_class", f"asset_class {row['asset_class']!r} is not known")
+            continue
+        try:
+            bar = parse_bar(row["bar"])
+        except ValueError as exc:
+            refuse("invalid", f"bar: {exc}")
+            continue
+        if strategy not in strategies:
+            refuse("unknown_strategy", f"strategy {strategy!r} is not registered")
+            continue
+        inst = instruments.get(symbol)
+        if inst is None:
+            refuse("unknown_symbol", f"symbol {symbol!r} is not in the symbol table")
+            continue
+        if inst.asset_class != asset_class:
+            refuse("invalid", f"{symbol} is {inst.asset_class}, not {asset_class}")
+            continue
+        if not inst.is_lot_multiple(qty):
+            refuse("invalid", f"qty {qty} is not a multiple of the lot size {inst.lot_size}")
+            continue
+        if bar.end() < oldest_end:
+            refuse("stale_bar", f"bar {bar} is older than the tolerance of {bar_tolerance} bar(s)")
+            continue
+        intent = Intent(
+            intent_id=key,
+            strategy=strategy,
+            symbol=symbol,
+            asset_class=asset_class,
+            qty=qty,
+            bar=bar,
+        )
+        earlier = kept.get(key)
+        if earlier is not None and earlier != intent:
+            refuse("duplicate", f"intent id {key} appears earlier in the file with other content")
+            continue
+        kept[key] = intent
+    return list(kept.values()), refused
+
+
+def check_returns(
+    rows: Iterable[tuple[int, Mapping[str, str]]], source: str
+) -> tuple[list[ReturnRow], list[RowRefusal]]:
+    """Check ``date,strategy,return`` rows; an empty ``return`` is a missing value."""
+    kept: dict[tuple[str, str], ReturnRow] = {}
+    refused: list[RowRefusal] = []
+    for number, row in rows:
+        day_text = (row.get("date") or "").strip()
+        strategy = (row.get("strategy") or "").strip()
+        key = f"{day_text}/{strategy}"
+        value_text = (row.get("return") or "").strip()
+        problem = ""
+        value: float | None = None
+        try:
+            day = date.fromisoformat(day_text).isoformat()
+        except ValueError:
+            problem = f"date {day_text!r} is not YYYY-MM-DD"
+            day = day_text
+        if not problem and not strategy:
+            problem = "missing strategy"
+        if not problem and value_text:
+            try:
+                value = float(value_text)
+            except ValueError:
+                problem = f"return {value_text!r} is not a number"
+            else:
+                if not math.isfinite(value):
+                    problem = f"return {value_text!r} is not finite"
+        if problem:
+            refused.append(
+                RowRefusal(source=source, row=number, key=key, reason="invalid", detail=problem)
+            )
+            continue
+        item = ReturnRow(date=day, strategy=strategy, value=value)
+        if (day, strategy) in kept and kept[(day, strategy)] != item:
+            refused.append(
+                RowRefusal(
+                    source=source,
+                    row=number,
+                    key=key,
+                    reason="duplicate",
+                    detail="the same date and strategy appear earlier in the file",
+                )
+            )
+            continue
+        kept[(day, strategy)] = item
+    return list(kept.values()), refused

@@ -1,0 +1,21 @@
+"""The ledger store (SQLite by default, PostgreSQL by URL) and its migrations."""
+
+from resources.ledger.store import (
+    AllocationRow,
+    EventRow,
+    Ledger,
+    LedgerPaperState,
+    ReturnRecord,
+    SubmitReport,
+    default_url,
+)
+
+__all__ = [
+    "AllocationRow",
+    "EventRow",
+    "Ledger",
+    "LedgerPaperState",
+    "ReturnRecord",
+    "SubmitReport",
+    "default_url",
+]

@@ -1,0 +1,1 @@
+"""Revision files; each is applied in order by Alembic."""

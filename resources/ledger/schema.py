@@ -1,0 +1,198 @@
+"""The ledger's tables (SQLAlchemy Core). Quantities, prices, cash and fees are exact decimals:
+``NUMERIC`` on PostgreSQL, canonical decimal text on SQLite (whose ``NUMERIC`` is a float).
+
+Revision ``0001`` creates exactly these tables; a change here needs a new migration.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = ["ExactDecimal", "metadata"]
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A decimal stored without rounding on every backend."""
+
+    impl = sa.String(80)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.Numeric(asdecimal=True))
+        return dialect.type_descriptor(sa.String(80))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"ledger decimals must be Decimal, got {type(value).__name__}")
+        if not value.is_finite():
+            raise ValueError(f"ledger decimals must be finite, got {value}")
+        return value if dialect.name == "postgresql" else format(value, "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+metadata = sa.MetaData()
+
+strategies = sa.Table(
+    "strategies",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+daily_returns = sa.Table(
+    "daily_returns",
+    metadata,
+    sa.Column("date", sa.String(10), primary_key=True),
+    sa.Column("strategy", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("correction", sa.Boolean, nullable=False),
+    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+allocations = sa.Table(
+    "allocations",
+    metadata,
+    sa.Column("date", sa.String(10), primary_key=True),
+    sa.Column("strategy", sa.String(200), primary_key=True),
+    sa.Column("capital", ExactDecimal, nullable=False),
+    sa.Column("final_weight", sa.Float, nullable=False),
+    sa.Column("breaker_state", sa.String(20), nullable=False),
+    sa.Column("benched", sa.Boolean, nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("date", sa.String(10), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("strategy", sa.String(200), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.UniqueConstraint("date", "kind", "strategy", "detail", name="uq_events_row"),
+)
+
+intents = sa.Table(
+    "intents",
+    metadata,
+    sa.Column("intent_id", sa.String(200), primary_key=True),
+    sa.Column("strategy", sa.String(200), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("asset_class", sa.String(16), nullable=False),
+    sa.Column("qty", ExactDecimal, nullable=False),
+    sa.Column("bar", sa.String(32), nullable=False, index=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+gating = sa.Table(
+    "gating",
+    metadata,
+    sa.Column("intent_id", sa.String(200), primary_key=True),
+    sa.Column("bar", sa.String(32), nullable=False, index=True),
+    sa.Column("strategy", sa.String(200), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("requested_qty", ExactDecimal, nullable=False),
+    sa.Column("accepted_qty", ExactDecimal, nullable=False),
+    sa.Column("reason", sa.String(20), nullable=True),
+    sa.Column("routed_from", sa.String(64), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("client_order_id", sa.String(32), primary_key=True),
+    sa.Column("bar", sa.String(32), nullable=False, index=True),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("venue", sa.String(16), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("qty", ExactDecimal, nullable=False),
+    sa.Column("reference_price", ExactDecimal, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("filled_qty", ExactDecimal, nullable=False),
+    sa.Column("avg_price", ExactDecimal, nullable=True),
+    sa.Column("fee", ExactDecimal, nullable=False),
+    sa.Column("venue_order_id", sa.String(200), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+broker_fills = sa.Table(
+    "broker_fills",
+    metadata,
+    sa.Column("venue", sa.String(16), primary_key=True),
+    sa.Column("fill_id", sa.String(200), primary_key=True),
+    sa.Column("client_order_id", sa.String(32), nullable=False, index=True),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("side", sa.String(4), nullable=False),
+    sa.Column("qty", ExactDecimal, nullable=False),
+    sa.Column("price", ExactDecimal, nullable=False),
+    sa.Column("fee", ExactDecimal, nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=True),
+)
+
+virtual_fills = sa.Table(
+    "virtual_fills",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    sa.Column("strategy", sa.String(200), primary_key=True),
+    sa.Column("symbol", sa.String(64), primary_key=True),
+    sa.Column("internal", sa.Boolean, primary_key=True),
+    sa.Column("qty", ExactDecimal, nullable=False),
+    sa.Column("price", ExactDecimal, nullable=False),
+    sa.Column("fee", ExactDecimal, nullable=False),
+    sa.Column("cash", ExactDecimal, nullable=False),
+)
+
+positions = sa.Table(
+    "positions",
+    metadata,
+    sa.Column("strategy", sa.String(200), primary_key=True),
+    sa.Column("symbol", sa.String(64), primary_key=True),
+    sa.Column("qty", ExactDecimal, nullable=False),
+)
+
+cash = sa.Table(
+    "cash",
+    metadata,
+    sa.Column("strategy", sa.String(200), primary_key=True),
+    sa.Column("amount", ExactDecimal, nullable=False),
+)
+
+netting_savings = sa.Table(
+    "netting_savings",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    sa.Column("would_pay", ExactDecimal, nullable=False),
+    sa.Column("fee_paid", ExactDecimal, nullable=False),
+    sa.Column("savings", ExactDecimal, nullable=False),
+)
+
+bars = sa.Table(
+    "bars",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+paper_orders = sa.Table(
+    "paper_orders",
+    metadata,
+    sa.Column("venue", sa.String(64), primary_key=True),
+    sa.Column("client_order_id", sa.String(32), primary_key=True),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
