@@ -109,16 +109,20 @@ def check_intents(
     rows: Iterable[tuple[int, Mapping[str, str]]],
     source: str,
     *,
-    strategies: Collection[str],
-    instruments: InstrumentTable,
-    now: datetime,
-    bar_tolerance: int,
-    bar_interval: timedelta,
+    strategies: Collection[str] | None,
+    instruments: InstrumentTable | None,
+    now: datetime | None,
+    bar_tolerance: int = 0,
+    bar_interval: timedelta = timedelta(days=1),
 ) -> tuple[list[Intent], list[RowRefusal]]:
-    """Check intent rows; return (valid intents, refusals). ``now`` is timezone-aware."""
-    if now.tzinfo is None:
+    """Check intent rows; return (valid intents, refusals).
+
+    ``strategies`` ``None`` accepts any name; ``instruments`` ``None`` leaves the symbol checks
+    to routing; ``now`` (timezone-aware) ``None`` skips the bar's age check.
+    """
+    if now is not None and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    oldest_end = now - bar_tolerance * bar_interval
+    oldest_end = None if now is None else now - bar_tolerance * bar_interval
     kept: dict[str, Intent] = {}
     refused: list[RowRefusal] = []
     for number, row in rows:
@@ -152,20 +156,20 @@ def check_intents(
         except ValueError as exc:
             refuse("invalid", f"bar: {exc}")
             continue
-        if strategy not in strategies:
+        if strategies is not None and strategy not in strategies:
             refuse("unknown_strategy", f"strategy {strategy!r} is not registered")
             continue
-        inst = instruments.get(symbol)
-        if inst is None:
+        inst = instruments.get(symbol) if instruments is not None else None
+        if instruments is not None and inst is None:
             refuse("unknown_symbol", f"symbol {symbol!r} is not in the symbol table")
             continue
-        if inst.asset_class != asset_class:
+        if inst is not None and inst.asset_class != asset_class:
             refuse("invalid", f"{symbol} is {inst.asset_class}, not {asset_class}")
             continue
-        if not inst.is_lot_multiple(qty):
+        if inst is not None and not inst.is_lot_multiple(qty):
             refuse("invalid", f"qty {qty} is not a multiple of the lot size {inst.lot_size}")
             continue
-        if bar.end() < oldest_end:
+        if oldest_end is not None and bar.end() < oldest_end:
             refuse("stale_bar", f"bar {bar} is older than the tolerance of {bar_tolerance} bar(s)")
             continue
         intent = Intent(
