@@ -80,6 +80,7 @@ class FakeAlpaca(FakeRestVenue):
         self.positions: dict[str, Decimal] = {}
         self.cost: dict[str, Decimal] = {}
         self.cash = Decimal("100000")
+        self.trade_time: str | None = None  # latest trade time (ISO); None: now
 
     # -- helpers for tests -------------------------------------------------------------------
     def orders_for(self, client_order_id: str) -> list[_Order]:
@@ -173,6 +174,14 @@ class FakeAlpaca(FakeRestVenue):
             }
         if path.startswith("/v2/assets/") and method == "GET":
             return self._asset(path.rsplit("/", 1)[1])
+        if path == "/v2/stocks/trades/latest":
+            trades = {}
+            for symbol in request.query.get("symbols", "").split(","):
+                if symbol in self.prices:
+                    t = self.trade_time or _now()
+                    p = float(self.prices[symbol])
+                    trades[symbol] = {"t": t, "x": "V", "p": p, "s": 100, "c": ["@"], "i": 1}
+            return 200, {"trades": trades}
         if path == "/v2/account/activities/FILL" and method == "GET":
             return 200, list(reversed(self.activities))
         return 404, {"code": 40400000, "message": f"fake alpaca: no route {method} {path}"}
