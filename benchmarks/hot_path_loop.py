@@ -21,7 +21,7 @@ BlockReason = str | None
 def _largest_remainder(
     members: Sequence[tuple[str, int]], total: int, denom: int, caps: Mapping[str, int] | None
 ) -> dict[str, int]:
-    """Split ``total`` over (name, weight) pro rata to weight/denom; remainders by size, then name."""
+    """Split ``total`` pro rata to weight/denom; leftover units by remainder, then name."""
     if denom == 0:
         return {name: 0 for name, _ in members}
     shares: dict[str, int] = {}

@@ -41,9 +41,11 @@ def test_seed_example_one_buy_40_both_filled_one_fee() -> None:
     )
     fills = {(f.strategy, f.internal): f for f in out.fills}
     assert set(fills) == {("A", True), ("A", False), ("B", True)}
-    assert fills[("A", True)].qty == 60 and fills[("A", False)].qty == 40
+    assert fills[("A", True)].qty == 60
+    assert fills[("A", False)].qty == 40
     assert fills[("B", True)].qty == -60
-    assert fills[("A", False)].fee == D("1.00") and fills[("B", True)].fee == 0
+    assert fills[("A", False)].fee == D("1.00")
+    assert fills[("B", True)].fee == 0
     # Internal crosses at the broker's price when it filled: A pays 100 × 500.02 + 1.00.
     cash = {s: sum(f.cash for f in out.fills if f.strategy == s) for s in "AB"}
     assert cash == {"A": D("-50003.00"), "B": D("30001.20")}
@@ -223,7 +225,8 @@ def test_proxy_routing_below_the_threshold() -> None:
     got = {g.intent_id: g for g in p.gated()}
     assert (got["es"].symbol, got["es"].accepted_qty, got["es"].routed_from) == ("SPY", 500, "ES")
     assert (got["nq"].symbol, got["nq"].accepted_qty) == ("QQQ", -1600)
-    assert got["cl"].reason is Reason.ROUTING and got["fx"].reason is Reason.ROUTING
+    assert got["cl"].reason is Reason.ROUTING
+    assert got["fx"].reason is Reason.ROUTING
     assert {(o.symbol, o.side, o.qty, o.venue) for o in p.orders} == {
         ("SPY", Side.BUY, D(500), Venue.ALPACA),
         ("QQQ", Side.SELL, D(1600), Venue.ALPACA),
