@@ -1,0 +1,223 @@
+"""The Interactive Brokers adapter: ib_async's ``IB`` on its own event-loop thread.
+
+Every call runs as a coroutine on that loop and is bounded by ``timeout_s``. IB never
+deduplicates ``orderRef`` (BROKERS.md): the client order id goes out as ``orderRef`` and
+:meth:`IbkrBroker.lookup` scans this session's trades, the completed orders and the
+executions for it, which :func:`allocator.orders.submit_idempotently` does before every
+(re)submit. One fixed ``client_id`` lets a reconnect see its own open orders.
+
+Not covered by an offline test yet: the fake TWS server is not written (see the report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from ib_async import IB, MarketOrder
+
+from allocator.errors import ConfigError
+from allocator.orders import (
+    AmbiguousBrokerError,
+    AssetClass,
+    BrokerError,
+    BrokerFill,
+    BrokerOrder,
+    OrderRejectedError,
+    OrderRequest,
+    Side,
+    Venue,
+)
+from resources.brokers.common import InstrumentRules, TradingMode, to_decimal
+from resources.brokers.ibkr.errors import REJECTED
+from resources.brokers.ibkr.mapping import contract_for, position_key, to_broker_order
+
+__all__ = ["IbkrBroker"]
+
+T = TypeVar("T")
+_WORKING = {"PendingSubmit", "ApiPending"}
+
+
+class IbkrBroker:
+    """TWS / IB Gateway as a :class:`~allocator.orders.Broker` (equities, forex, futures)."""
+
+    name = Venue.IBKR.value
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 7497,
+        client_id: int = 1,
+        mode: TradingMode = "paper",
+        timeout_s: float = 10.0,
+        account: str = "",
+    ) -> None:
+        if mode not in ("paper", "live"):
+            raise ConfigError("ibkr.mode", f"must be 'paper' or 'live', got {mode!r}")
+        self.host, self.port, self.client_id = host, port, client_id
+        self.mode: TradingMode = mode
+        self.timeout_s = timeout_s
+        self.account = account
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._ib: IB | None = None
+        self._contracts: dict[tuple[str, AssetClass], Any] = {}
+
+    # -- loop plumbing ----------------------------------------------------------------------
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+        limit = timeout_s or self.timeout_s
+        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, limit), self._loop)
+        try:
+            return future.result(limit + 1)
+        except TimeoutError as exc:
+            raise AmbiguousBrokerError(f"ibkr: no answer within {limit}s") from exc
+        except ConnectionError as exc:
+            raise AmbiguousBrokerError(f"ibkr: connection lost: {exc}") from exc
+
+    @property
+    def ib(self) -> IB:
+        if self._ib is None or not self._ib.isConnected():
+            self._ib = self.run(self._connect())
+        return self._ib
+
+    async def _connect(self) -> IB:
+        ib = IB()
+        await ib.connectAsync(self.host, self.port, self.client_id, timeout=self.timeout_s)
+        accounts = ib.managedAccounts()
+        account = self.account or (accounts[0] if accounts else "")
+        is_paper = account.startswith("D")  # IB paper accounts are DU.../DF...
+        if (self.mode == "live") == is_paper:
+            ib.disconnect()
+            raise ConfigError(
+                "ibkr.mode",
+                f"mode {self.mode!r} but the gateway at {self.host}:{self.port} serves "
+                f"{'a paper' if is_paper else 'a live'} account",
+            )
+        self.account = account
+        return ib
+
+    def close(self) -> None:
+        if self._ib is not None:
+            ib = self._ib
+            self._loop.call_soon_threadsafe(ib.disconnect)
+            self._ib = None
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    # -- instruments -----------------------------------------------------------------------
+    def contract(self, symbol: str, asset_class: AssetClass) -> Any:
+        key = (symbol, asset_class)
+        if key not in self._contracts:
+            raw = contract_for(symbol, asset_class)
+            qualified = self.run(self.ib.qualifyContractsAsync(raw))
+            if not qualified or qualified[0] is None:
+                raise BrokerError(f"ibkr: no contract for {symbol} ({asset_class})")
+            self._contracts[key] = qualified[0]
+        return self._contracts[key]
+
+    def rules(self, symbol: str, asset_class: AssetClass) -> InstrumentRules:
+        details = self.run(self.ib.reqContractDetailsAsync(self.contract(symbol, asset_class)))
+        if not details:
+            raise BrokerError(f"ibkr: no contract details for {symbol}")
+        d = details[0]
+        step = to_decimal(d.sizeIncrement or 1, f"{symbol} sizeIncrement")
+        return InstrumentRules(
+            symbol=symbol,
+            lot_step=step,
+            min_qty=to_decimal(d.minSize or step, f"{symbol} minSize"),
+            tick=to_decimal(d.minTick, f"{symbol} minTick") if d.minTick else None,
+        )
+
+    # -- Broker ------------------------------------------------------------------------------
+    def submit(self, request: OrderRequest) -> BrokerOrder:
+        contract = self.contract(request.symbol, request.asset_class)
+        qty = self.rules(request.symbol, request.asset_class).apply(request)
+        action = "BUY" if request.side is Side.BUY else "SELL"
+        order = MarketOrder(action, float(qty), orderRef=request.client_order_id)
+        if self.account:
+            order.account = self.account
+        trade = self.run(self._place(contract, order))
+        errors = [e for e in trade.log if e.errorCode == REJECTED]
+        if errors:
+            raise OrderRejectedError(f"ibkr submit: rejected, {errors[-1].message}")
+        if trade.orderStatus.status in _WORKING:
+            raise AmbiguousBrokerError(
+                f"ibkr submit: no order status within {self.timeout_s}s for {order.orderRef}"
+            )
+        return to_broker_order(request.symbol, trade, self._fills(trade))
+
+    async def _place(self, contract: Any, order: Any) -> Any:
+        ib = self._ib
+        assert ib is not None
+        trade = ib.placeOrder(contract, order)
+        deadline = asyncio.get_running_loop().time() + self.timeout_s * 0.8
+        while trade.orderStatus.status in _WORKING and not any(
+            e.errorCode == REJECTED for e in trade.log
+        ):
+            if asyncio.get_running_loop().time() > deadline or not ib.isConnected():
+                break
+            await asyncio.sleep(0.05)
+        return trade
+
+    def _fills(self, trade: Any) -> tuple[BrokerFill, ...]:
+        fills: dict[str, BrokerFill] = {}
+        for fill in trade.fills:
+            ex = fill.execution
+            fee = fill.commissionReport.commission if fill.commissionReport else 0
+            fills[ex.execId] = BrokerFill(
+                fill_id=ex.execId,
+                client_order_id=trade.order.orderRef,
+                symbol=position_key(trade.contract),
+                side=Side.BUY if ex.side in ("BOT", "BUY") else Side.SELL,
+                qty=to_decimal(ex.shares, "IB shares"),
+                price=to_decimal(ex.price, "IB price"),
+                fee=to_decimal(fee or 0, "IB commission"),
+                ts=ex.time,
+            )
+        return tuple(sorted(fills.values(), key=lambda f: f.fill_id))
+
+    def lookup(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
+        ib = self.ib
+        for trade in ib.trades():
+            if trade.order.orderRef == client_order_id:
+                return to_broker_order(symbol, trade, self._fills(trade))
+        for trade in self.run(ib.reqCompletedOrdersAsync(apiOnly=False)):
+            if trade.order.orderRef == client_order_id:
+                return to_broker_order(symbol, trade, self._fills(trade))
+        for fill in self.run(ib.reqExecutionsAsync()):
+            if fill.execution.orderRef == client_order_id:
+                raise AmbiguousBrokerError(
+                    f"ibkr lookup {client_order_id}: executions exist but no order record yet"
+                )
+        return None
+
+    def open_orders(self) -> Sequence[BrokerOrder]:
+        trades = self.run(self.ib.reqAllOpenOrdersAsync())
+        return [
+            to_broker_order(position_key(t.contract), t, self._fills(t))
+            for t in trades
+            if t.order.orderRef
+        ]
+
+    def positions(self) -> Mapping[str, Decimal]:
+        ib = self.ib
+        positions = self.run(ib.reqPositionsAsync())
+        return {
+            position_key(p.contract): to_decimal(p.position, "IB position")
+            for p in positions
+            if p.position
+        }
+
+    def cancel(self, symbol: str, client_order_id: str) -> None:
+        for trade in self.ib.openTrades():
+            if trade.order.orderRef == client_order_id:
+                self._loop.call_soon_threadsafe(self.ib.cancelOrder, trade.order)
+                return
+        raise BrokerError(f"ibkr: cannot cancel {client_order_id}: no open order with that ref")
