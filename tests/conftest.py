@@ -1,0 +1,64 @@
+"""Shared fixtures: the ledger on both stores.
+
+``ledger_url`` is parametrised over a fresh SQLite file and the PostgreSQL server of
+``scripts/pg.sh`` (URL in ``ALLOCATOR_TEST_PG_URL``; each test gets an empty schema). Without
+that variable the PostgreSQL half is skipped with the reason — or fails when ``CI`` is set, so
+that CI cannot pass on SQLite alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ENV = "ALLOCATOR_TEST_PG_URL"
+
+
+def _postgres_url() -> str:
+    url = os.environ.get(PG_ENV, "").strip()
+    if not url:
+        message = (
+            f"{PG_ENV} is not set: run `bash scripts/pg.sh start` and "
+            f'`export {PG_ENV}="$(bash scripts/pg.sh url)"` (make test does both)'
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def _reset_postgres(url: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL to an empty ledger database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    url = _postgres_url()
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[object]:
+    """An open, migrated :class:`resources.ledger.Ledger` on each backend."""
+    from resources.ledger import Ledger
+
+    store = Ledger(ledger_url)
+    try:
+        yield store
+    finally:
+        store.close()
