@@ -193,7 +193,10 @@ class AmbiguousBrokerError(BrokerError):
 class Broker(Protocol):
     """What every venue adapter and the paper broker implement."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The venue's name as routing knows it (``alpaca``, ``ibkr``, ``ccxt``, ``paper``)."""
+        ...
 
     def submit(self, request: OrderRequest) -> BrokerOrder:
         """Place a market order; raise :class:`OrderRejectedError`, :class:`DuplicateOrderError`
