@@ -48,7 +48,7 @@ def reference_bar(
     unit: Mapping[str, Decimal | None],
     limits: Mapping[str, Decimal] | None,
     blocked: Mapping[str, BlockReason],
-    filled: Mapping[str, int],
+    filled: Mapping[str, int] | None,
     fee_units: Mapping[str, int],
 ) -> tuple[dict[str, tuple[int, str | None]], dict[tuple[str, str], tuple[int, int, int]]]:
     """One bar, the slow way.
@@ -56,7 +56,8 @@ def reference_bar(
     ``intents``: (intent_id, strategy, symbol, lots). ``positions``: start lots. ``unit``:
     lot × price per symbol (``None``: no price). ``limits``: gross notional cap per strategy
     (``None``: no limit; a strategy missing has 0). ``blocked``: ``benched``/``halted``.
-    ``filled``/``fee_units``: the broker's fill (lots) and fee (quanta) per symbol.
+    ``filled``/``fee_units``: the broker's fill (lots; ``None``: every net order fills in
+    full) and fee (quanta) per symbol; a fee is charged only where something filled.
     Returns ({intent_id: (accepted lots, reason)}, {(strategy, symbol): (internal, external,
     fee units)}).
     """
@@ -120,10 +121,11 @@ def reference_bar(
         heavy = max(buy, sell)
         x_share = _largest_remainder(larger, min(buy, sell), heavy, None)
         caps = {s: w - x_share[s] for s, w in larger}
-        f = filled.get(m, 0)
+        f = abs(buy - sell) if filled is None else filled.get(m, 0)
+        fee = fee_units.get(m, 0) if f else 0
         f_share = _largest_remainder(larger, f, heavy, caps)
         fee_members = [(s, f_share[s]) for s, _ in larger] if f else larger
-        fee_share = _largest_remainder(fee_members, fee_units.get(m, 0), f or heavy, None)
+        fee_share = _largest_remainder(fee_members, fee, f or heavy, None)
         for s, t in rows:
             if s in x_share:
                 shares[(s, m)] = (sign * x_share[s], sign * f_share[s], fee_share[s])

@@ -103,12 +103,13 @@ class BarPlan:
         """Every intent's outcome: the refused ones, then the book's in gating order."""
         out = list(self.refused)
         book = self.book
+        ids = book.intent_ids.to_list()
         for t in range(book.n_intents):
             m = int(book.i_sym[t])
             code = int(self.reason[t])
             out.append(
                 GatedIntent(
-                    intent_id=book.intent_id[t],
+                    intent_id=ids[t],
                     strategy=book.strategies[int(book.i_strat[t])],
                     symbol=book.symbols[m],
                     requested_qty=book.qty(m, int(book.i_lots[t])),
@@ -194,7 +195,7 @@ def plan_bar(
             raise ValueError(f"position {s}/{m} = {q} is not a multiple of the lot {lot_size[m]}")
     book = build_book(frame, lot_size=lot_size, prices=prices, positions=pos_frame)
     by_id = {r.intent.intent_id: r for r in routed}
-    ordered = [by_id[i] for i in book.intent_id]
+    ordered = [by_id[i] for i in book.intent_ids.to_list()]
     gate_result = gate(book, budgets)
     # A symbol only held (not traded) may be missing from the table: it never gets an order.
     instruments_by_code = tuple(

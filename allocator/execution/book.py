@@ -42,7 +42,7 @@ class BarBook:
     symbols: tuple[str, ...]
     lot_size: tuple[Decimal, ...]
     price: tuple[Decimal | None, ...]
-    intent_id: tuple[str, ...]
+    intent_ids: pl.Series
     i_strat: Int64Array
     i_sym: Int64Array
     i_lots: Int64Array
@@ -56,7 +56,7 @@ class BarBook:
 
     @property
     def n_intents(self) -> int:
-        return len(self.intent_id)
+        return len(self.intent_ids)
 
     def qty(self, symbol_code: int, lots: int) -> Decimal:
         """``lots`` of symbol ``symbol_code`` in base units."""
@@ -104,17 +104,22 @@ def build_book(
         pl.col("strategy").cast(strat_enum).to_physical().cast(pl.Int64).alias("s"),
         pl.col("symbol").cast(sym_enum).to_physical().cast(pl.Int64).alias("m"),
         pl.col("lots").cast(pl.Int64),
-    ).sort(["s", "intent_id"])
+    )
     if coded["intent_id"].n_unique() != coded.height:
         raise ValueError("intent ids must be unique within a bar")
+    # Gating order (strategy, intent_id): sort the ids (code-point order), then a stable sort
+    # by strategy code; cheaper than one two-key sort on strings.
+    by_id = coded["intent_id"].arg_sort().to_numpy()
+    s_all = coded["s"].to_numpy()
+    order = by_id[np.argsort(s_all[by_id], kind="stable")]
     pos_coded = pos.select(
         pl.col("strategy").cast(strat_enum).to_physical().cast(pl.Int64).alias("s"),
         pl.col("symbol").cast(sym_enum).to_physical().cast(pl.Int64).alias("m"),
         pl.col("lots").cast(pl.Int64),
     )
     n_sym = max(len(symbol_names), 1)
-    i_strat = coded["s"].to_numpy().astype(np.int64, copy=False)
-    i_sym = coded["m"].to_numpy().astype(np.int64, copy=False)
+    i_strat = s_all[order].astype(np.int64, copy=False)
+    i_sym = coded["m"].to_numpy()[order].astype(np.int64, copy=False)
     keys = i_strat * n_sym + i_sym
     slot_keys, i_slot = np.unique(keys, return_inverse=True)
     p_strat = pos_coded["s"].to_numpy().astype(np.int64, copy=False)
@@ -136,10 +141,10 @@ def build_book(
         symbols=tuple(symbol_names),
         lot_size=tuple(lot_size[s] for s in symbol_names),
         price=tuple(prices.get(s) for s in symbol_names),
-        intent_id=tuple(coded["intent_id"].to_list()),
+        intent_ids=coded["intent_id"].gather(order),
         i_strat=i_strat,
         i_sym=i_sym,
-        i_lots=coded["lots"].to_numpy().astype(np.int64, copy=False),
+        i_lots=coded["lots"].to_numpy()[order].astype(np.int64, copy=False),
         i_slot=i_slot.astype(np.int64, copy=False),
         slot_strat=(slot_keys // n_sym).astype(np.int64, copy=False),
         slot_sym=(slot_keys % n_sym).astype(np.int64, copy=False),
