@@ -159,8 +159,8 @@ def test_seed_bar_recorded_once_with_exact_cash(ledger: Ledger) -> None:
 
 
 def test_netting_savings_are_the_fees_of_separate_orders(ledger: Ledger) -> None:
-    # Crypto taker fee 10 bps: A buys 0.5 BTC, B sells 0.2 BTC at 60000: separately 0.5×60000×0.001 + 0.2×60000×0.001
-    # = 30 + 12 = 42; the net order of 0.3 pays 18. Savings 24.
+    # Crypto taker fee 10 bps: A buys 0.5 BTC, B sells 0.2 BTC at 60000. Separately:
+    # 0.5×60000×0.001 + 0.2×60000×0.001 = 30 + 12 = 42; the net order of 0.3 pays 18.
     ledger.submit_intents(
         [_intent("a", "A", "BTC/USDT", "0.5"), _intent("b", "B", "BTC/USDT", "-0.2")]
     )
