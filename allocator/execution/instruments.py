@@ -153,38 +153,37 @@ def load_instruments(path: str | Path) -> InstrumentTable:
         raise InputError(source, None, f"cannot read: {exc.strerror}") from exc
     items: list[Instrument] = []
     seen: set[str] = set()
-    if True:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        columns = reader.fieldnames or []
-        missing = [c for c in _REQUIRED if c not in columns]
-        if missing:
-            raise InputError(source, None, f"missing column(s) {', '.join(missing)}")
-        for row_no, row in enumerate(reader, start=1):
-            symbol = (row.get("symbol") or "").strip()
-            if not symbol:
-                raise InputError(source, row_no, "empty symbol")
-            if symbol in seen:
-                raise InputError(source, row_no, f"symbol {symbol} is listed twice")
-            seen.add(symbol)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = reader.fieldnames or []
+    missing = [c for c in _REQUIRED if c not in columns]
+    if missing:
+        raise InputError(source, None, f"missing column(s) {', '.join(missing)}")
+    for row_no, row in enumerate(reader, start=1):
+        symbol = (row.get("symbol") or "").strip()
+        if not symbol:
+            raise InputError(source, row_no, "empty symbol")
+        if symbol in seen:
+            raise InputError(source, row_no, f"symbol {symbol} is listed twice")
+        seen.add(symbol)
+        try:
+            cls = AssetClass((row.get("asset_class") or "").strip())
+        except ValueError:
+            raise InputError(
+                source, row_no, f"unknown asset_class {row.get('asset_class')!r}"
+            ) from None
+        kwargs: dict[str, Decimal] = {}
+        for name in _OPTIONAL_DECIMALS:
+            text = (row.get(name) or "").strip()
+            if not text:
+                continue
             try:
-                cls = AssetClass((row.get("asset_class") or "").strip())
-            except ValueError:
-                raise InputError(
-                    source, row_no, f"unknown asset_class {row.get('asset_class')!r}"
-                ) from None
-            kwargs: dict[str, Decimal] = {}
-            for name in _OPTIONAL_DECIMALS:
-                text = (row.get(name) or "").strip()
-                if not text:
-                    continue
-                try:
-                    kwargs[name] = Decimal(text)
-                except InvalidOperation:
-                    raise InputError(source, row_no, f"{name} {text!r} is not a number") from None
-            venue_text = (row.get("venue") or "").strip()
-            try:
-                venue = Venue(venue_text) if venue_text else None
-                items.append(Instrument(symbol=symbol, asset_class=cls, venue=venue, **kwargs))
-            except ValueError as exc:
-                raise InputError(source, row_no, str(exc)) from None
+                kwargs[name] = Decimal(text)
+            except InvalidOperation:
+                raise InputError(source, row_no, f"{name} {text!r} is not a number") from None
+        venue_text = (row.get("venue") or "").strip()
+        try:
+            venue = Venue(venue_text) if venue_text else None
+            items.append(Instrument(symbol=symbol, asset_class=cls, venue=venue, **kwargs))
+        except ValueError as exc:
+            raise InputError(source, row_no, str(exc)) from None
     return InstrumentTable(items)

@@ -6,6 +6,7 @@ Revision ``0001`` creates exactly these tables; a change here needs a new migrat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["ExactDecimal", "metadata"]
+__all__ = ["ExactDecimal", "UtcDateTime", "metadata"]
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -42,13 +43,33 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC instant on every backend (SQLite keeps no zone: it is added back)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError(f"ledger instants must be timezone-aware, got {value!r}")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 metadata = sa.MetaData()
 
 strategies = sa.Table(
     "strategies",
     metadata,
     sa.Column("name", sa.String(200), primary_key=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 
 daily_returns = sa.Table(
@@ -59,7 +80,7 @@ daily_returns = sa.Table(
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("correction", sa.Boolean, nullable=False),
-    sa.Column("submitted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("submitted_at", UtcDateTime(), nullable=False),
 )
 
 allocations = sa.Table(
@@ -93,7 +114,7 @@ intents = sa.Table(
     sa.Column("asset_class", sa.String(16), nullable=False),
     sa.Column("qty", ExactDecimal, nullable=False),
     sa.Column("bar", sa.String(32), nullable=False, index=True),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
 )
 
 gating = sa.Table(
@@ -127,7 +148,7 @@ orders = sa.Table(
     sa.Column("fee", ExactDecimal, nullable=False),
     sa.Column("venue_order_id", sa.String(200), nullable=True),
     sa.Column("detail", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 broker_fills = sa.Table(
@@ -141,7 +162,7 @@ broker_fills = sa.Table(
     sa.Column("qty", ExactDecimal, nullable=False),
     sa.Column("price", ExactDecimal, nullable=False),
     sa.Column("fee", ExactDecimal, nullable=False),
-    sa.Column("ts", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("ts", UtcDateTime(), nullable=True),
 )
 
 virtual_fills = sa.Table(
@@ -185,7 +206,7 @@ bars = sa.Table(
     "bars",
     metadata,
     sa.Column("bar", sa.String(32), primary_key=True),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
 paper_orders = sa.Table(
