@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -39,6 +39,7 @@ __all__ = ["IbkrBroker"]
 
 T = TypeVar("T")
 _WORKING = {"PendingSubmit", "ApiPending"}
+_DONE = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
 
 
 class IbkrBroker:
@@ -55,6 +56,7 @@ class IbkrBroker:
         mode: TradingMode = "paper",
         timeout_s: float = 10.0,
         account: str = "",
+        settle_s: float = 0.25,
     ) -> None:
         if mode not in ("paper", "live"):
             raise ConfigError("ibkr.mode", f"must be 'paper' or 'live', got {mode!r}")
@@ -62,6 +64,7 @@ class IbkrBroker:
         self.mode: TradingMode = mode
         self.timeout_s = timeout_s
         self.account = account
+        self.settle_s = settle_s
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -69,9 +72,16 @@ class IbkrBroker:
         self._contracts: dict[tuple[str, AssetClass], Any] = {}
 
     # -- loop plumbing ----------------------------------------------------------------------
-    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
+    def run(self, call: Callable[[], Awaitable[T]], timeout_s: float | None = None) -> T:
+        """Run ``call()`` on the loop thread and wait for it, bounded. ib_async's ``*Async``
+        request methods send at once and create their future on the current loop, so the
+        call itself (not only the awaiting) must happen on the loop thread."""
         limit = timeout_s or self.timeout_s
-        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(coro, limit), self._loop)
+
+        async def on_loop() -> T:
+            return await call()
+
+        future = asyncio.run_coroutine_threadsafe(asyncio.wait_for(on_loop(), limit), self._loop)
         try:
             return future.result(limit + 1)
         except TimeoutError as exc:
@@ -82,7 +92,7 @@ class IbkrBroker:
     @property
     def ib(self) -> IB:
         if self._ib is None or not self._ib.isConnected():
-            self._ib = self.run(self._connect())
+            self._ib = self.run(self._connect)
         return self._ib
 
     async def _connect(self) -> IB:
@@ -116,14 +126,17 @@ class IbkrBroker:
         key = (symbol, asset_class)
         if key not in self._contracts:
             raw = contract_for(symbol, asset_class)
-            qualified = self.run(self.ib.qualifyContractsAsync(raw))
+            ib = self.ib
+            qualified = self.run(lambda: ib.qualifyContractsAsync(raw))
             if not qualified or qualified[0] is None:
                 raise BrokerError(f"ibkr: no contract for {symbol} ({asset_class})")
             self._contracts[key] = qualified[0]
         return self._contracts[key]
 
     def rules(self, symbol: str, asset_class: AssetClass) -> InstrumentRules:
-        details = self.run(self.ib.reqContractDetailsAsync(self.contract(symbol, asset_class)))
+        contract = self.contract(symbol, asset_class)
+        ib = self.ib
+        details = self.run(lambda: ib.reqContractDetailsAsync(contract))
         if not details:
             raise BrokerError(f"ibkr: no contract details for {symbol}")
         d = details[0]
@@ -143,7 +156,8 @@ class IbkrBroker:
         order = MarketOrder(action, float(qty), orderRef=request.client_order_id)
         if self.account:
             order.account = self.account
-        trade = self.run(self._place(contract, order))
+        ib = self.ib
+        trade = self.run(lambda: self._place(ib, contract, order))
         errors = [e for e in trade.log if e.errorCode == REJECTED]
         if errors:
             raise OrderRejectedError(f"ibkr submit: rejected, {errors[-1].message}")
@@ -153,18 +167,26 @@ class IbkrBroker:
             )
         return to_broker_order(request.symbol, trade, self._fills(trade))
 
-    async def _place(self, contract: Any, order: Any) -> Any:
-        ib = self._ib
-        assert ib is not None
+    async def _place(self, ib: IB, contract: Any, order: Any) -> Any:
         trade = ib.placeOrder(contract, order)
-        deadline = asyncio.get_running_loop().time() + self.timeout_s * 0.8
-        while trade.orderStatus.status in _WORKING and not any(
-            e.errorCode == REJECTED for e in trade.log
-        ):
-            if asyncio.get_running_loop().time() > deadline or not ib.isConnected():
-                break
-            await asyncio.sleep(0.05)
+        await self._settle(ib, trade)
         return trade
+
+    async def _settle(self, ib: IB, trade: Any) -> None:
+        """Wait (bounded) until TWS acknowledged the trade, then ``settle_s`` more for fills
+        of a working order (a market order fills within milliseconds of its acknowledgement)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s * 0.8
+        acked_at: float | None = None
+        while ib.isConnected() and loop.time() < deadline:
+            status = trade.orderStatus.status
+            if any(e.errorCode == REJECTED for e in trade.log) or status in _DONE:
+                return
+            if status not in _WORKING:
+                acked_at = acked_at or loop.time()
+                if loop.time() - acked_at >= self.settle_s:
+                    return
+            await asyncio.sleep(0.02)
 
     def _fills(self, trade: Any) -> tuple[BrokerFill, ...]:
         fills: dict[str, BrokerFill] = {}
@@ -185,13 +207,22 @@ class IbkrBroker:
 
     def lookup(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
         ib = self.ib
+        return self.run(lambda: self._lookup(ib, symbol, client_order_id))
+
+    async def _lookup(self, ib: IB, symbol: str, client_order_id: str) -> BrokerOrder | None:
         for trade in ib.trades():
             if trade.order.orderRef == client_order_id:
+                if trade.orderStatus.status in _WORKING:
+                    await self._settle(ib, trade)
+                if trade.orderStatus.status in _WORKING:
+                    raise AmbiguousBrokerError(
+                        f"ibkr lookup {client_order_id}: placed in this session, not acknowledged"
+                    )
                 return to_broker_order(symbol, trade, self._fills(trade))
-        for trade in self.run(ib.reqCompletedOrdersAsync(apiOnly=False)):
+        for trade in await ib.reqCompletedOrdersAsync(apiOnly=False):
             if trade.order.orderRef == client_order_id:
                 return to_broker_order(symbol, trade, self._fills(trade))
-        for fill in self.run(ib.reqExecutionsAsync()):
+        for fill in await ib.reqExecutionsAsync():
             if fill.execution.orderRef == client_order_id:
                 raise AmbiguousBrokerError(
                     f"ibkr lookup {client_order_id}: executions exist but no order record yet"
@@ -199,7 +230,8 @@ class IbkrBroker:
         return None
 
     def open_orders(self) -> Sequence[BrokerOrder]:
-        trades = self.run(self.ib.reqAllOpenOrdersAsync())
+        ib = self.ib
+        trades = self.run(ib.reqAllOpenOrdersAsync)
         return [
             to_broker_order(position_key(t.contract), t, self._fills(t))
             for t in trades
@@ -208,7 +240,7 @@ class IbkrBroker:
 
     def positions(self) -> Mapping[str, Decimal]:
         ib = self.ib
-        positions = self.run(ib.reqPositionsAsync())
+        positions = self.run(ib.reqPositionsAsync)
         return {
             position_key(p.contract): to_decimal(p.position, "IB position")
             for p in positions
@@ -216,8 +248,16 @@ class IbkrBroker:
         }
 
     def cancel(self, symbol: str, client_order_id: str) -> None:
-        for trade in self.ib.openTrades():
+        ib = self.ib
+        self.run(lambda: self._cancel(ib, client_order_id))
+
+    async def _cancel(self, ib: IB, client_order_id: str) -> None:
+        for trade in ib.openTrades():
             if trade.order.orderRef == client_order_id:
-                self._loop.call_soon_threadsafe(self.ib.cancelOrder, trade.order)
+                ib.cancelOrder(trade.order)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + self.timeout_s * 0.8
+                while trade.orderStatus.status not in _DONE and loop.time() < deadline:
+                    await asyncio.sleep(0.02)
                 return
         raise BrokerError(f"ibkr: cannot cancel {client_order_id}: no open order with that ref")
