@@ -1,0 +1,30 @@
+"""Jobs: the daily rule set and the per-bar execution."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+RULES = dg.AssetSelection.groups("rules")
+EXECUTION = dg.AssetSelection.groups("execution")
+
+rebalance_job = dg.define_asset_job(
+    "rebalance_job",
+    selection=RULES,
+    description="Returns to published allocation at a session's close (SPEC §1-§6).",
+    tags={"allocator/lane": "rebalance"},
+)
+
+bar_job = dg.define_asset_job(
+    "bar_job",
+    selection=EXECUTION,
+    description="One bar: intents, gating, netting, the broker, attribution, P&L (SPEC §7-§9).",
+    executor_def=dg.in_process_executor,
+    tags={"allocator/lane": "bar"},
+)
+
+bar_job_multiprocess = dg.define_asset_job(
+    "bar_job_multiprocess",
+    selection=EXECUTION,
+    description="bar_job on the default multiprocess executor (the latency benchmark's baseline).",
+    tags={"allocator/lane": "bar"},
+)
