@@ -6,12 +6,14 @@ deduplicates ``orderRef`` (BROKERS.md): the client order id goes out as ``orderR
 executions for it, which :func:`allocator.orders.submit_idempotently` does before every
 (re)submit. One fixed ``client_id`` lets a reconnect see its own open orders.
 
-Not covered by an offline test yet: the fake TWS server is not written (see the report).
+Tested offline against tests/fakes/fake_tws.py (protocol, lifecycle, reconnect; not margin,
+permissions, contract months or market hours).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
@@ -92,6 +94,9 @@ class IbkrBroker:
     @property
     def ib(self) -> IB:
         if self._ib is None or not self._ib.isConnected():
+            if self._ib is not None:  # a dropped session: release its transport first
+                old, self._ib = self._ib, None
+                self.run(lambda: self._disconnect(old))
             self._ib = self.run(self._connect)
         return self._ib
 
@@ -112,14 +117,21 @@ class IbkrBroker:
         return ib
 
     def close(self) -> None:
-        if self._ib is not None:
-            ib = self._ib
-            self._loop.call_soon_threadsafe(ib.disconnect)
-            self._ib = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._ib is not None and self._loop.is_running():
+            ib, self._ib = self._ib, None
+            with contextlib.suppress(BrokerError):
+                self.run(lambda: self._disconnect(ib))
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=2)
-        if not self._thread.is_alive():
+        if not self._thread.is_alive() and not self._loop.is_closed():
             self._loop.close()
+
+    @staticmethod
+    async def _disconnect(ib: IB) -> None:
+        ib.disconnect()
+        for _ in range(3):  # let the transport close on this loop
+            await asyncio.sleep(0)
 
     # -- instruments -----------------------------------------------------------------------
     def contract(self, symbol: str, asset_class: AssetClass) -> Any:
