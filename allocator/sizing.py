@@ -110,7 +110,9 @@ def erc_weights(
             candidate = y - t * step
             if np.all(candidate > 0):
                 fc = objective(candidate)
-                if fc <= f - 0.25 * t * decrement:
+                # Near the optimum the objective cannot resolve the decrease any more: in the
+                # quadratic region a full Newton step is taken without the Armijo test.
+                if fc <= f - 0.25 * t * decrement or (t == 1.0 and decrement < 1e-12):
                     break
             t *= 0.5
             if t < 1e-16:
