@@ -13,9 +13,19 @@ import enum
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from allocator.config import BreakerConfig
 
-__all__ = ["BreakerDecision", "BreakerState", "multiplier", "transition"]
+__all__ = [
+    "BreakerDecision",
+    "BreakerState",
+    "multiplier",
+    "multipliers",
+    "transition",
+    "transition_all",
+]
 
 
 class BreakerState(enum.IntEnum):
@@ -72,3 +82,26 @@ def transition(
     if state is BreakerState.HALTED and not (sharpe_90d > config.recovery_sharpe):
         return BreakerDecision(state, state)  # latched (a NaN Sharpe does not release)
     return BreakerDecision(state, _mtd_rule(mtd_return, config))
+
+
+def transition_all(
+    states: npt.NDArray[np.int8],
+    mtd_return: npt.NDArray[np.float64],
+    sharpe_90d: npt.NDArray[np.float64],
+    config: BreakerConfig,
+) -> npt.NDArray[np.int8]:
+    """:func:`transition` for every strategy at once (state codes in, state codes out)."""
+    by_mtd = np.where(
+        mtd_return <= config.halt_at,
+        BreakerState.HALTED,
+        np.where(mtd_return <= config.half_at, BreakerState.HALF, BreakerState.NORMAL),
+    ).astype(np.int8)
+    latched = (states == BreakerState.HALTED) & ~(sharpe_90d > config.recovery_sharpe)
+    keep = np.isnan(mtd_return) | latched
+    return np.where(keep, states, by_mtd).astype(np.int8)
+
+
+def multipliers(states: npt.NDArray[np.int8], config: BreakerConfig) -> npt.NDArray[np.float64]:
+    """:func:`multiplier` for every state code."""
+    table = np.array([1.0, config.half_multiplier, 0.0])
+    return np.asarray(table[states], dtype=np.float64)

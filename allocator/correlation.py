@@ -62,6 +62,8 @@ def readmit_step(
     re-admitted earlier in this call count as active); with no such ``x`` it comes back.
     """
     events: list[BenchEvent] = []
+    if not benched.any():
+        return events
     for found in np.flatnonzero(benched):
         s = int(found)
         judges = np.flatnonzero(~benched & mature)

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from allocator.allocation import final_weights
-from allocator.breaker import BreakerState, multiplier, transition
+from allocator.breaker import BreakerState, multipliers, transition_all
 from allocator.config import AllocatorConfig
 from allocator.correlation import PairTable, bench_step, readmit_step
 from allocator.data import ReturnsPanel
@@ -188,13 +188,18 @@ class AllocatorEngine:
                 self.base_weight = inverse_vol_weights(vol, eligible)
 
         # 4. Breaker.
-        breaker_events: list[Event] = []
-        for j in range(self._n):
-            decision = transition(BreakerState(self.state[j]), mtd[j], sharpe[j], cfg.breaker)
-            if decision.changed:
-                self.state[j] = decision.new
-                breaker_events.append(Event(day, "breaker", names[j], decision.event or ""))
-        mult = np.array([multiplier(BreakerState(int(s)), cfg.breaker) for s in self.state])
+        new_state = transition_all(self.state, mtd, sharpe, cfg.breaker)
+        breaker_events = [
+            Event(
+                day,
+                "breaker",
+                names[j],
+                f"{BreakerState(int(self.state[j])).label}->{BreakerState(int(new_state[j])).label}",
+            )
+            for j in np.flatnonzero(new_state != self.state)
+        ]
+        self.state = new_state
+        mult = multipliers(self.state, cfg.breaker)
 
         # 5. Allocation.
         final, capital = final_weights(self.base_weight, mult, self.benched, cfg.allocation)

@@ -43,3 +43,21 @@ def test_transitions(state: BreakerState, mtd: float, sharpe: float, new: Breake
 def test_multipliers() -> None:
     assert [multiplier(s, C) for s in (N, H, X)] == [1.0, 0.5, 0.0]
     assert multiplier(H, BreakerConfig(half_multiplier=0.25)) == 0.25
+
+
+def test_vectorised_transition_equals_the_scalar_machine() -> None:
+    import numpy as np
+
+    from allocator.breaker import transition_all
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    states = rng.integers(0, 3, n).astype(np.int8)
+    mtd = rng.choice([-0.3, -0.25, -0.2, -0.15, -0.1, 0.0, 0.1, np.nan], n)
+    sharpe = rng.choice([-1.0, 0.5, 0.50001, 2.0, np.nan], n)
+    got = transition_all(states, mtd, sharpe, C)
+    want = [
+        transition(BreakerState(int(s)), m, h, C).new
+        for s, m, h in zip(states, mtd, sharpe, strict=True)
+    ]
+    assert got.tolist() == [int(w) for w in want]

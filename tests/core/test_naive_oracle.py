@@ -13,8 +13,8 @@ from allocator.config import AllocatorConfig, CorrelationConfig, SizingConfig
 from allocator.replay import replay
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_rules import xnys_panel  # noqa: E402
-from naive_replay import naive_replay  # noqa: E402
+from bench_rules import xnys_panel
+from naive_replay import naive_replay
 
 
 @pytest.mark.parametrize("seed", [7, 8])
