@@ -28,8 +28,15 @@ BAR_TAG = "allocator/bar"
 
 
 def bar_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> Bar:
-    """The run's bar (the ``allocator/bar`` tag)."""
-    key = context.run.tags.get(BAR_TAG)
+    """The run's bar: its ``allocator/bar`` tag, else its parent's or root's (a re-execution
+    through the Python API does not copy the parent's tags; the UI's does)."""
+    run = context.run
+    key = run.tags.get(BAR_TAG)
+    for parent_id in (run.parent_run_id, run.root_run_id):
+        if key or not parent_id:
+            continue
+        parent = context.instance.get_run_by_id(parent_id)
+        key = parent.tags.get(BAR_TAG) if parent is not None else None
     if not key:
         raise dg.Failure(f"run has no {BAR_TAG} tag: launch bar_job from the bar sensor")
     return parse_bar(key)

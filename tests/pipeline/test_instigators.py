@@ -1,0 +1,155 @@
+"""The rebalance schedule and the bar sensor with Dagster's test contexts; re-execution with
+Dagster's real re-execution API never sends a second order nor counts a fill twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from allocator.execution.records import parse_bar
+from pipeline import _jobs
+from pipeline.world import BARS, World, bar_intents, submit_bar
+from pipelines.definitions import build_definitions
+from pipelines.schedules import rebalance_schedule
+from pipelines.sensors import bar_sensor
+
+NY = ZoneInfo("America/New_York")
+
+
+def test_schedule_runs_once_per_session_and_skips_holidays() -> None:
+    monday = dt.datetime(2026, 11, 23, 16, 30, tzinfo=NY)
+    request = rebalance_schedule(dg.build_schedule_context(scheduled_execution_time=monday))
+    assert isinstance(request, dg.RunRequest)
+    assert request.run_key == "rebalance-2026-11-23"
+    assert request.tags["allocator/session"] == "2026-11-23"
+    thanksgiving = dt.datetime(2026, 11, 26, 16, 30, tzinfo=NY)
+    skipped = rebalance_schedule(dg.build_schedule_context(scheduled_execution_time=thanksgiving))
+    assert isinstance(skipped, dg.SkipReason)
+    assert "not an XNYS session" in str(skipped.skip_message)
+
+
+def test_schedule_cron_fires_after_the_close_on_weekdays() -> None:
+    assert rebalance_schedule.cron_schedule == "30 16 * * 1-5"
+    assert rebalance_schedule.execution_timezone == "America/New_York"
+
+
+def _sensor(world: World, instance: dg.DagsterInstance, cursor: str | None, **settings: object):  # type: ignore[no-untyped-def]
+    res = world.resources(**settings)
+    ctx = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"ledger": res["ledger"], "settings": res["settings"]},
+    )
+    return bar_sensor(ctx), ctx
+
+
+def _rebalance(world: World, instance: dg.DagsterInstance) -> None:
+    defs = build_definitions(world.resources())
+    assert defs.resolve_job_def("rebalance_job").execute_in_process(instance=instance).success
+
+
+def test_sensor_waits_for_every_active_strategy_then_one_run_per_bar(
+    world: World, instance: dg.DagsterInstance
+) -> None:
+    _rebalance(world, instance)
+    ledger = world.ledger()
+    try:
+        # Only two strategies have written: not ready before the deadline.
+        ledger.submit_intents(bar_intents(BARS[0])[:2])
+        active = {a.strategy for a in ledger.allocations() if not a.benched}
+    finally:
+        ledger.close()
+    result, _ = _sensor(world, instance, None, bar_deadline_seconds=3600)
+    assert isinstance(result, dg.SkipReason)
+    # Past the deadline, the bar runs with whoever submitted.
+    late, _ = _sensor(world, instance, None, bar_deadline_seconds=0)
+    assert [r.run_key for r in late.run_requests] == [BARS[0]]
+    # Once every active strategy has an intent for two bars: one request per bar, in order.
+    ledger = world.ledger()
+    try:
+        from allocator.execution.records import Intent
+        from allocator.orders import AssetClass
+
+        for bar in BARS[:2]:
+            ledger.submit_intents(
+                [
+                    Intent(
+                        intent_id=f"{bar}-{s}-all",
+                        strategy=s,
+                        symbol="SPY",
+                        asset_class=AssetClass.ETF,
+                        qty=dg_qty(),
+                        bar=parse_bar(bar),
+                    )
+                    for s in sorted(active)
+                ]
+            )
+    finally:
+        ledger.close()
+    result, _ = _sensor(world, instance, None, bar_deadline_seconds=3600)
+    assert isinstance(result, dg.SensorResult)
+    assert [r.run_key for r in result.run_requests] == list(BARS[:2])
+    assert [r.tags["allocator/bar"] for r in result.run_requests] == list(BARS[:2])
+    assert result.cursor == BARS[1]
+    # The cursor moves on: the same bars are not requested again.
+    again, _ = _sensor(world, instance, BARS[1], bar_deadline_seconds=3600)
+    assert isinstance(again, dg.SkipReason)
+
+
+def dg_qty():  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    return Decimal(1)
+
+
+@pytest.fixture
+def env_world(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    for key, value in world.env.items():
+        monkeypatch.setenv(key, value)
+    return world
+
+
+def _counts(world: World) -> tuple[int, int, int]:
+    ledger = world.ledger()
+    try:
+        from resources.ledger import LedgerPaperState
+
+        paper = LedgerPaperState(ledger)
+        at_broker = sum(len(paper.orders(f"paper-{v}")) for v in ("alpaca", "ibkr", "ccxt"))
+        return len(ledger.orders()), at_broker, len(ledger.broker_fills())
+    finally:
+        ledger.close()
+
+
+def test_reexecution_sends_no_second_order_and_counts_no_fill_twice(
+    env_world: World, instance: dg.DagsterInstance
+) -> None:
+    world = env_world
+    _rebalance(world, instance)
+    submit_bar(world, BARS[0])
+    tags = {"allocator/bar": BARS[0]}
+    first = dg.execute_job(dg.reconstructable(_jobs.bar_job), instance=instance, tags=tags)
+    assert first.success
+    before = _counts(world)
+    assert before[0] > 0
+    assert before[0] == before[1] == before[2]
+    # Re-execute the whole run, then only the broker step, with Dagster's re-execution API.
+    for steps in (None, ["submitted_orders"]):
+        options = dg.ReexecutionOptions(parent_run_id=first.run_id, step_selection=steps or [])
+        rerun = dg.execute_job(
+            dg.reconstructable(_jobs.bar_job), instance=instance, reexecution_options=options
+        )
+        assert rerun.success
+        run = instance.get_run_by_id(rerun.run_id)
+        assert run is not None
+        assert run.parent_run_id == first.run_id
+        assert _counts(world) == before
+        placed = [
+            e.materialization.metadata["placed_by_this_run"].value
+            for e in rerun.get_asset_materialization_events()
+            if e.asset_key.to_user_string() == "submitted_orders"
+        ]
+        assert placed == [0]
