@@ -91,12 +91,17 @@ def transition_all(
     config: BreakerConfig,
 ) -> npt.NDArray[np.int8]:
     """:func:`transition` for every strategy at once (state codes in, state codes out)."""
+    normal, half, halted = (
+        int(BreakerState.NORMAL),
+        int(BreakerState.HALF),
+        int(BreakerState.HALTED),
+    )
     by_mtd = np.where(
         mtd_return <= config.halt_at,
-        BreakerState.HALTED,
-        np.where(mtd_return <= config.half_at, BreakerState.HALF, BreakerState.NORMAL),
+        halted,
+        np.where(mtd_return <= config.half_at, half, normal),
     ).astype(np.int8)
-    latched = (states == BreakerState.HALTED) & ~(sharpe_90d > config.recovery_sharpe)
+    latched = (states == halted) & ~(sharpe_90d > config.recovery_sharpe)
     keep = np.isnan(mtd_return) | latched
     return np.where(keep, states, by_mtd).astype(np.int8)
 
