@@ -1,0 +1,82 @@
+"""A real Dagster deployment on a temporary ``DAGSTER_HOME``: the committed ``dagster.yaml``,
+``dagster-daemon run`` (sensor, queued run coordinator, run launcher) on the code location,
+and helpers to submit bars and wait for their runs. Used by the end-to-end test and the
+latency benchmark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+PROJECT = Path(__file__).resolve().parents[2]
+VENV_BIN = PROJECT / ".venv" / "bin"
+
+
+def prepare_home(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT / "dagster.yaml", home / "dagster.yaml")
+
+
+def live_env(home: Path, world_env: dict[str, str], interval_s: int = 5) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(world_env)
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "ALLOCATOR_SENSORS_RUNNING": "1",
+            "ALLOCATOR_BAR_SENSOR_INTERVAL": str(interval_s),
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    return env
+
+
+@contextmanager
+def daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``dagster-daemon run`` on the code location; stopped (its process group) on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "dagster-daemon"), "run", "-m", "pipelines.definitions", "-a", "defs"],
+            cwd=PROJECT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+
+
+def runs_for_bar(instance: dg.DagsterInstance, bar: str) -> list[dg.DagsterRun]:
+    return list(
+        instance.get_runs(filters=dg.RunsFilter(job_name="bar_job", tags={"allocator/bar": bar}))
+    )
+
+
+def wait_for_bar(instance: dg.DagsterInstance, bar: str, timeout_s: float = 90.0) -> dg.DagsterRun:
+    """The bar's run once it finished; raise if it failed or did not finish in time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for run in runs_for_bar(instance, bar):
+            if run.is_finished:
+                if not run.is_success:
+                    raise AssertionError(f"bar {bar}: run {run.run_id} ended {run.status}")
+                return run
+        time.sleep(0.2)
+    raise TimeoutError(f"bar {bar}: no finished run within {timeout_s} s")
