@@ -17,8 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ANNUAL_VOL = {"pairs": 0.06, "carry": 0.04, "earnings": 0.12, "trend": 0.16, "news": 0.14,
-              "flow": 0.14}
+ANNUAL_VOL = {
+    "pairs": 0.06,
+    "carry": 0.04,
+    "earnings": 0.12,
+    "trend": 0.16,
+    "news": 0.14,
+    "flow": 0.14,
+}
 
 
 def main(out: Path) -> None:
@@ -52,8 +58,9 @@ def main(out: Path) -> None:
     frame = pd.DataFrame(rows, columns=["date", "strategy", "return"])
     frame = frame.sort_values(["date", "strategy"], kind="stable")
     # Two missing days for "earnings" (empty fields), as a real feed has.
-    frame.loc[(frame.strategy == "earnings") & frame.date.isin(["2021-02-03", "2021-02-04"]),
-              "return"] = ""
+    frame.loc[
+        (frame.strategy == "earnings") & frame.date.isin(["2021-02-03", "2021-02-04"]), "return"
+    ] = ""
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     print(f"wrote {len(frame)} rows to {out}")
