@@ -63,17 +63,21 @@ def daemon(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
                     proc.wait()
 
 
-def runs_for_bar(instance: dg.DagsterInstance, bar: str) -> list[dg.DagsterRun]:
+def runs_for_bar(
+    instance: dg.DagsterInstance, bar: str, job_name: str = "bar_job"
+) -> list[dg.DagsterRun]:
     return list(
-        instance.get_runs(filters=dg.RunsFilter(job_name="bar_job", tags={"allocator/bar": bar}))
+        instance.get_runs(filters=dg.RunsFilter(job_name=job_name, tags={"allocator/bar": bar}))
     )
 
 
-def wait_for_bar(instance: dg.DagsterInstance, bar: str, timeout_s: float = 90.0) -> dg.DagsterRun:
+def wait_for_bar(
+    instance: dg.DagsterInstance, bar: str, timeout_s: float = 90.0, job_name: str = "bar_job"
+) -> dg.DagsterRun:
     """The bar's run once it finished; raise if it failed or did not finish in time."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for run in runs_for_bar(instance, bar):
+        for run in runs_for_bar(instance, bar, job_name):
             if run.is_finished:
                 if not run.is_success:
                     raise AssertionError(f"bar {bar}: run {run.run_id} ended {run.status}")

@@ -1,0 +1,148 @@
+"""Bar latency through the real daemon and sensor (``make bench``): JSON lines.
+
+For each bar: every strategy's intent is written to the ledger's inbox; the bar sensor (polling
+every ``ALLOCATOR_BAR_SENSOR_INTERVAL`` = 5 s, the daemon's floor) sees the complete bar and
+requests a run; the queued coordinator launches it; ``submitted_orders`` gets the paper broker's
+acknowledgement, which the ledger stamps (``orders.updated_at``). Latency = acknowledgement -
+last intent written, p50 over ``BENCH_BARS`` (default 10) bars, once with ``bar_job``
+(in-process executor) and once with the same graph on Dagster's default multiprocess executor
+(``bar_job_multiprocess``), each on its own temporary ``DAGSTER_HOME`` with the committed
+``dagster.yaml``. The sensor wait (intent written -> run created) is reported separately, and so
+is the latency after the sensor (run created -> acknowledged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "tests"))  # the pipeline tests' world and live harness
+
+import dagster as dg  # noqa: E402
+from pipeline.live import daemon, live_env, prepare_home, wait_for_bar  # noqa: E402
+from pipeline.world import World, submit_bar, write_world  # noqa: E402
+
+from allocator.calendar import SessionCalendar  # noqa: E402
+from allocator.execution.records import parse_bar  # noqa: E402
+from pipelines.definitions import build_definitions  # noqa: E402
+
+N_BARS = int(os.environ.get("BENCH_BARS", "10"))
+INTERVAL_S = 5
+
+
+def emit(
+    name: str, value: float, unit: str, baseline: float, ratio: float, **extra: object
+) -> None:
+    print(
+        json.dumps(
+            {"name": name, "value": value, "unit": unit, "baseline": baseline, "ratio": ratio}
+            | extra
+        ),
+        flush=True,
+    )
+
+
+def _bars(n: int) -> list[str]:
+    import datetime as dt
+
+    cal = SessionCalendar.load("XNYS", dt.date(2020, 1, 2), dt.date(2020, 6, 30))
+    return [str(s)[:10] for s in cal.sessions if str(s)[:10] >= "2020-01-02"][:n]
+
+
+def _utc(value: datetime) -> float:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def measure(job_name: str, root: Path) -> dict[str, list[float]]:
+    world: World = write_world(root / "world")
+    home = root / "home"
+    prepare_home(home)
+    env = live_env(home, world.env, interval_s=INTERVAL_S)
+    env["ALLOCATOR_BAR_JOB"] = job_name
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    out: dict[str, list[float]] = {"latency": [], "sensor_wait": [], "after_sensor": []}
+    try:
+        with dg.DagsterInstance.get() as instance:
+            rebalance = build_definitions(world.resources()).resolve_job_def("rebalance_job")
+            assert rebalance.execute_in_process(instance=instance).success
+            with daemon(env, root / "daemon.log"):
+                for bar in _bars(N_BARS):
+                    submit_bar(world, bar)
+                    written = time.time()
+                    run = wait_for_bar(instance, bar, timeout_s=300, job_name=job_name)
+                    record = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))[0]
+                    ledger = world.ledger()
+                    try:
+                        acked = max(_utc(o["updated_at"]) for o in ledger.orders(parse_bar(bar)))
+                    finally:
+                        ledger.close()
+                    created = _utc(record.create_timestamp)
+                    out["latency"].append(acked - written)
+                    out["sensor_wait"].append(created - written)
+                    out["after_sensor"].append(acked - created)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return out
+
+
+def main() -> None:
+    keep = os.environ.get("BENCH_DIR")  # keep the daemon logs there (debugging)
+    with tempfile.TemporaryDirectory(prefix="bench_bar_") as scratch:
+        tmp = keep or scratch
+        fast = measure("bar_job", Path(tmp) / "inprocess")
+        slow = measure("bar_job_multiprocess", Path(tmp) / "multiprocess")
+    p50 = statistics.median(fast["latency"])
+    base = statistics.median(slow["latency"])
+    after = statistics.median(fast["after_sensor"])
+    after_base = statistics.median(slow["after_sensor"])
+    bars = len(fast["latency"])
+    emit(
+        "bar_latency_p50_s",
+        round(p50, 3),
+        "s",
+        round(base, 3),
+        round(base / p50, 3),
+        bars=bars,
+        goal_s=3.0,
+    )
+    emit(
+        "bar_latency_vs_multiprocess",
+        round(base / p50, 3),
+        "x",
+        round(base, 3),
+        round(base / p50, 3),
+        goal=2.0,
+    )
+    emit(
+        "bar_latency_after_sensor_p50_s",
+        round(after, 3),
+        "s",
+        round(after_base, 3),
+        round(after_base / after, 3),
+        bars=bars,
+    )
+    emit(
+        "bar_sensor_wait_p50_s",
+        round(statistics.median(fast["sensor_wait"]), 3),
+        "s",
+        round(statistics.median(slow["sensor_wait"]), 3),
+        1.0,
+        sensor_interval_s=INTERVAL_S,
+    )
+    emit("bar_sensor_interval_s", float(INTERVAL_S), "s", float(INTERVAL_S), 1.0)
+
+
+if __name__ == "__main__":
+    main()
