@@ -4,7 +4,9 @@ prices and a small Parquet IO manager. They wrap the core; they decide nothing t
 Locations come from the environment at definitions load (plain paths and URLs, no secrets):
 ``ALLOCATOR_CONFIG`` (TOML), ``ALLOCATOR_LEDGER_URL``, ``ALLOCATOR_DATA_DIR`` (Parquet assets),
 ``ALLOCATOR_RETURNS_SOURCE`` (a returns file ingested into the ledger on each rebalance),
-``ALLOCATOR_PRICES`` (CSV ``symbol,price``: the bar's reference prices).
+``ALLOCATOR_PRICES`` (CSV ``symbol,price``: the bar's reference prices, or a folder of
+``<bar>.csv``), ``ALLOCATOR_BAR_DEADLINE_S`` (the bar sensor's deadline, default 60) and
+``ALLOCATOR_MAX_ABS_RETURN`` (the returns check's bound, default 0.5).
 """
 
 from __future__ import annotations
@@ -154,7 +156,11 @@ def default_resources(env: dict[str, str] | None = None) -> dict[str, Any]:
     e = os.environ if env is None else env
     data_dir = e.get("ALLOCATOR_DATA_DIR") or str(PROJECT_ROOT / "data" / "dagster")
     return {
-        "settings": AllocatorSettings(config_path=e.get("ALLOCATOR_CONFIG", "")),
+        "settings": AllocatorSettings(
+            config_path=e.get("ALLOCATOR_CONFIG", ""),
+            bar_deadline_seconds=float(e.get("ALLOCATOR_BAR_DEADLINE_S", "60")),
+            max_abs_daily_return=float(e.get("ALLOCATOR_MAX_ABS_RETURN", "0.5")),
+        ),
         "ledger": LedgerResource(
             url=e.get("ALLOCATOR_LEDGER_URL", ""),
             returns_source=e.get("ALLOCATOR_RETURNS_SOURCE", ""),
