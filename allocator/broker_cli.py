@@ -2,9 +2,12 @@
 
 The composition root of these commands: ``--venue`` names the real adapter (never the paper
 broker) and overrides routing; connection settings come from the environment (see
-:mod:`resources.brokers.routing_env`). ``submit`` goes through the pipeline's own
-:func:`allocator.orders.submit_idempotently` (look up, send at most once, resolve an
-ambiguous outcome by lookups).
+:mod:`resources.brokers.routing_env`). ``submit`` journals the order in the ledger
+(``pending_submit`` before sending, with the venue's mode, then its outcome; bar ``manual``)
+and sends it through the pipeline's own :func:`allocator.orders.submit_idempotently` (look
+up, send at most once, resolve an ambiguous outcome by lookups). ``reconcile`` records its
+report in the ledger: differences halt new entries on the venue, and only a later clean
+reconciliation clears the halt. The ledger is ``ALLOCATOR_LEDGER_URL`` or the default file.
 
 Exit codes: ``submit`` 0 when the order is at the venue (placed now or already there), 3 when
 the outcome is still unknown after the lookups, 2 on a rejection or any error; ``lookup`` 0
@@ -32,7 +35,6 @@ from allocator.orders import (
     OrderState,
     Side,
     Venue,
-    submit_idempotently,
 )
 
 __all__ = ["register"]
@@ -106,6 +108,9 @@ def _guarded(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from resources.brokers.reconcile_ledger import ledger_url
+    from resources.ledger import Ledger
+
     request = OrderRequest(
         client_order_id=args.client_order_id,
         symbol=args.symbol,
@@ -113,17 +118,29 @@ def _submit(args: argparse.Namespace) -> int:
         side=Side(args.side),
         qty=args.qty,
         venue=Venue(args.venue),
+        reference_price=args.reference_price,
     )
     broker = _make_broker(args.venue)
+    mode = str(getattr(broker, "mode", "paper"))
     try:
-        outcome = submit_idempotently(
-            broker, request, lookups=LOOKUPS, delay_s=LOOKUP_DELAY_S, sleep=time.sleep
-        )
+        ledger = Ledger(ledger_url())
+        try:
+            outcome = ledger.submit_manual_order(
+                broker,
+                request,
+                account=args.account,
+                mode=mode,
+                lookups=LOOKUPS,
+                delay_s=LOOKUP_DELAY_S,
+                sleep=time.sleep,
+            )
+        finally:
+            ledger.close()
     finally:
         _close(broker)
     payload: dict[str, Any] = {
         "venue": broker.name,
-        "mode": getattr(broker, "mode", "paper"),
+        "mode": mode,
         "state": str(outcome.state),
         "placed_by_this_call": outcome.placed_by_this_call,
         "detail": outcome.detail,
@@ -159,7 +176,8 @@ def _lookup(args: argparse.Namespace) -> int:
 
 def _reconcile(args: argparse.Namespace) -> int:
     from resources.brokers.reconcile import reconcile
-    from resources.brokers.reconcile_ledger import ledger_expectation
+    from resources.brokers.reconcile_ledger import ledger_expectation, ledger_url, record_report
+    from resources.ledger import Ledger
 
     broker = _make_broker(args.venue)
     try:
@@ -176,12 +194,22 @@ def _reconcile(args: argparse.Namespace) -> int:
         ledger_open_orders=expected.open_orders,
         ledger_uncertain=expected.uncertain,
     )
+    ledger = Ledger(ledger_url())
+    try:
+        stored = record_report(ledger, args.venue, report, source="allocator broker reconcile")
+    finally:
+        ledger.close()
     print(report.summary())
+    if stored.cleared:
+        print(f"{args.venue}: halt cleared (reconciliations {list(stored.cleared)})")
     _emit(
         {
             "venue": broker.name,
             "ledger": expected.source,
             "ok": report.ok,
+            "reconciliation_id": stored.record.id,
+            "halted": stored.record.halts_entries,
+            "cleared": list(stored.cleared),
             "differences": [
                 {
                     "kind": str(d.kind),
@@ -210,6 +238,10 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--side", required=True, choices=[s.value for s in Side])
     submit.add_argument("--qty", required=True, type=_qty, help="base units, e.g. 0.01 BTC")
     submit.add_argument("--client-order-id", required=True)
+    submit.add_argument("--account", default="manual", help="journal account of the order [manual]")
+    submit.add_argument(
+        "--reference-price", type=_qty, default=None, help="journaled with the order (optional)"
+    )
     submit.set_defaults(handler=_guarded(_submit))
 
     lookup = sub.add_parser("lookup", help="Ask the venue for an order by client order id.")
@@ -218,6 +250,9 @@ def register(subparsers: Any) -> None:
     lookup.add_argument("--client-order-id", required=True)
     lookup.set_defaults(handler=_guarded(_lookup))
 
-    rec = sub.add_parser("reconcile", help="Compare positions and open orders with the ledger.")
+    rec = sub.add_parser(
+        "reconcile",
+        help="Compare positions and open orders with the ledger; record it, halt or clear.",
+    )
     rec.add_argument("--venue", required=True, choices=venues)
     rec.set_defaults(handler=_guarded(_reconcile))

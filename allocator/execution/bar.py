@@ -6,12 +6,19 @@ decides the orders (pure); :func:`settle_bar` attributes what the broker did (pu
 send each through :func:`~allocator.orders.submit_idempotently`, then record the whole bar in
 one transaction. Re-running a bar (a crash, a re-execution) sends nothing twice: the client
 order ids are the same and the lookup finds them; a bar already recorded is not recorded again.
+
+A venue halted by reconciliation (SPEC §9; ``BarLedger.halted_venues``) takes no new entries:
+an intent routed there keeps only the part that reduces the strategy's running position (its
+exit, down to flat) and the rest is refused with reason ``routing`` — the venue cannot be
+routed to for entries — and a detail naming the halt. SPEC §7's reasons have no dedicated
+"venue halted" reason and ``halted`` means a strategy halted by its breaker, so ``routing`` is
+the honest one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Protocol
 
@@ -37,7 +44,7 @@ from allocator.execution.records import (
     VirtualFill,
     exact,
 )
-from allocator.execution.routing import route_intents
+from allocator.execution.routing import RoutedIntent, route_intents
 from allocator.orders import (
     AssetClass,
     Broker,
@@ -68,7 +75,8 @@ FeeModel = Callable[[Instrument, Venue, Decimal, Decimal], Decimal]
 
 _MIN_NOTIONAL_CODE = 5
 _NO_PRICE_CODE = 4
-_REASONS: tuple[Reason | None, ...] = (*REASON_BY_CODE, Reason.MIN_NOTIONAL)
+_ROUTING_CODE = 6
+_REASONS: tuple[Reason | None, ...] = (*REASON_BY_CODE, Reason.MIN_NOTIONAL, Reason.ROUTING)
 
 
 class BarIncompleteError(AllocatorError):
@@ -82,7 +90,9 @@ class BarPlan:
     ``accepted`` is the final accepted lots per book intent (after the minimum-notional and
     no-price cuts), ``reason`` its code into the reasons (0: passed whole); ``netting`` is
     computed from those; ``orders`` holds one :class:`NetOrder` per symbol with a non-zero net
-    that is sent; ``refused`` the intents refused before gating.
+    that is sent; ``refused`` the intents refused before gating; ``requested`` the lots each
+    book intent asked for (more than the book's when a halted venue cut its entry part);
+    ``details`` a note per intent id (why a halted venue cut it).
     """
 
     bar: Bar
@@ -98,6 +108,7 @@ class BarPlan:
     netting: Netting
     orders: tuple[NetOrder, ...]
     refused: tuple[GatedIntent, ...]
+    details: Mapping[str, str] = field(default_factory=dict)
 
     def gated(self) -> list[GatedIntent]:
         """Every intent's outcome: the refused ones, then the book's in gating order."""
@@ -112,10 +123,11 @@ class BarPlan:
                     intent_id=ids[t],
                     strategy=book.strategies[int(book.i_strat[t])],
                     symbol=book.symbols[m],
-                    requested_qty=book.qty(m, int(book.i_lots[t])),
+                    requested_qty=book.qty(m, int(self.requested[t])),
                     accepted_qty=book.qty(m, int(self.accepted[t])),
                     reason=_REASONS[code] if code else None,
                     routed_from=self.routed_from[t],
+                    detail=self.details.get(ids[t], "") if code == _ROUTING_CODE else "",
                 )
             )
         return out
@@ -152,11 +164,13 @@ def plan_bar(
     routing: RoutingConfig,
     total_capital: Decimal,
     account: str,
+    halted_venues: Collection[Venue] = (),
 ) -> BarPlan:
     """Route, check, gate and net one bar's intents and decide its orders (no side effects).
 
     ``positions`` are the strategies' virtual positions at the start of the bar, keyed by
-    (strategy, symbol), signed base units. ``budgets`` as in :func:`~.gating.gate`.
+    (strategy, symbol), signed base units. ``budgets`` as in :func:`~.gating.gate`. Intents
+    routed to a venue of ``halted_venues`` keep only their exit part (see the module doc).
     """
     routed, refused = route_intents(
         intents,
@@ -165,6 +179,13 @@ def plan_bar(
         total_capital=total_capital,
         routing=routing,
     )
+    wanted: dict[str, Decimal] = {}
+    details: dict[str, str] = {}
+    if halted_venues:
+        routed, halt_refused, wanted, details = _halt_entries(
+            routed, positions, frozenset(halted_venues)
+        )
+        refused = [*refused, *halt_refused]
     symbols = sorted({r.symbol for r in routed} | {s for _, s in positions})
     lot_size = _lot_sizes(instruments, symbols, positions)
     frame = pl.DataFrame(
@@ -197,6 +218,17 @@ def plan_bar(
     by_id = {r.intent.intent_id: r for r in routed}
     ordered = [by_id[i] for i in book.intent_ids.to_list()]
     gate_result = gate(book, budgets)
+    requested = book.i_lots
+    reason = gate_result.reason
+    if wanted:
+        requested = requested.copy()
+        reason = reason.copy()
+        for t, r in enumerate(ordered):
+            asked = wanted.get(r.intent.intent_id)
+            if asked is not None:
+                requested[t] = int(asked / r.instrument.lot_size)
+                if int(reason[t]) == 0:
+                    reason[t] = _ROUTING_CODE
     # A symbol only held (not traded) may be missing from the table: it never gets an order.
     instruments_by_code = tuple(
         instruments[s]
@@ -211,10 +243,67 @@ def plan_bar(
         instruments=instruments_by_code,
         routed_from=tuple(r.routed_from for r in ordered),
         original_qty=tuple(r.intent.qty for r in ordered),
+        requested=requested,
         accepted=gate_result.accepted,
-        reason=gate_result.reason,
+        reason=reason,
         refused=tuple(refused),
+        details=details,
     )
+
+
+def _halt_entries(
+    routed: Sequence[RoutedIntent],
+    positions: Mapping[tuple[str, str], Decimal],
+    halted: frozenset[Venue],
+) -> tuple[list[RoutedIntent], list[GatedIntent], dict[str, Decimal], dict[str, str]]:
+    """Cut intents routed to a halted venue to their exit part (SPEC §9).
+
+    Exits always pass gating whole, so on a halted venue each strategy's running position
+    depends only on its own earlier intents there (ascending ``intent_id``, as gating orders
+    them): an intent keeps the part that brings |running position| towards flat. Returns the
+    routed intents (cut ones with their exit quantity), the wholly refused ones (``routing``),
+    the original quantity of the partly cut ones, and a detail per cut intent id.
+    """
+    running: dict[tuple[str, str], Decimal] = {}
+    keep: dict[str, RoutedIntent] = {}
+    refused: list[GatedIntent] = []
+    wanted: dict[str, Decimal] = {}
+    details: dict[str, str] = {}
+    for r in sorted(routed, key=lambda r: (r.intent.strategy, r.intent.intent_id)):
+        if r.venue not in halted:
+            keep[r.intent.intent_id] = r
+            continue
+        key = (r.intent.strategy, r.symbol)
+        held = running.get(key, positions.get(key, Decimal(0)))
+        exit_qty = Decimal(0)
+        if held != 0 and (held > 0) != (r.qty > 0):
+            exit_qty = min(abs(r.qty), abs(held)) * (1 if r.qty > 0 else -1)
+        running[key] = held + exit_qty
+        detail = (
+            f"venue {r.venue} is halted by reconciliation: new entries refused, exits pass "
+            f"({r.qty} {r.symbol} asked, {exit_qty} reduces the position {held})"
+        )
+        if exit_qty == r.qty:
+            keep[r.intent.intent_id] = r
+        elif exit_qty == 0:
+            refused.append(
+                GatedIntent(
+                    intent_id=r.intent.intent_id,
+                    strategy=r.intent.strategy,
+                    symbol=r.symbol,
+                    requested_qty=r.qty,
+                    accepted_qty=Decimal(0),
+                    reason=Reason.ROUTING,
+                    routed_from=r.routed_from,
+                    detail=detail,
+                )
+            )
+        else:
+            keep[r.intent.intent_id] = replace(r, qty=exit_qty)
+            wanted[r.intent.intent_id] = r.qty
+            details[r.intent.intent_id] = detail
+    kept = [keep[r.intent.intent_id] for r in routed if r.intent.intent_id in keep]
+    return kept, refused, wanted, details
 
 
 def _finish_plan(
@@ -225,9 +314,11 @@ def _finish_plan(
     instruments: tuple[Instrument, ...],
     routed_from: tuple[str | None, ...],
     original_qty: tuple[Decimal, ...],
+    requested: npt.NDArray[np.int64],
     accepted: npt.NDArray[np.int64],
     reason: npt.NDArray[np.int8],
     refused: tuple[GatedIntent, ...],
+    details: Mapping[str, str],
 ) -> BarPlan:
     """Net, then apply the order-level cuts (no price, minimum notional) and build the orders."""
     netting = net_takes(book, accepted)
@@ -298,7 +389,7 @@ def _finish_plan(
         book=book,
         instruments=instruments,
         venues=tuple(i.routed_venue for i in instruments),
-        requested=book.i_lots,
+        requested=requested,
         routed_from=routed_from,
         original_qty=original_qty,
         accepted=accepted,
@@ -306,6 +397,7 @@ def _finish_plan(
         netting=netting,
         orders=tuple(orders),
         refused=refused,
+        details=details,
     )
 
 
@@ -440,8 +532,20 @@ class BarLedger(Protocol):
 
     def positions(self) -> Mapping[tuple[str, str], Decimal]: ...
 
-    def journal_orders(self, bar: Bar, account: str, orders: Sequence[NetOrder]) -> None:
-        """Write each order as ``pending_submit`` unless its client order id is there already."""
+    def halted_venues(self) -> Collection[Venue]:
+        """Venues whose last reconciliation found differences not yet cleared (SPEC §9)."""
+        ...
+
+    def journal_orders(
+        self,
+        bar: Bar,
+        account: str,
+        orders: Sequence[NetOrder],
+        *,
+        modes: Mapping[Venue, str] | None = None,
+    ) -> None:
+        """Write each order as ``pending_submit`` with its venue's mode (``paper``/``live``)
+        unless its client order id is there already."""
         ...
 
     def update_order(self, order: NetOrder, outcome: SubmitOutcome) -> None: ...
@@ -485,11 +589,14 @@ def run_bar(
     checkpoint: Callable[[str], None] = _no_checkpoint,
     lookups: int = 3,
     lookup_delay_s: float = 1.0,
+    halted_venues: Collection[Venue] | None = None,
 ) -> BarRun:
     """Run one bar end to end; safe to call again for the same bar after any failure.
 
     ``checkpoint(name)`` is called after each durable step (``journaled``, ``submitted:<cid>``,
-    ``recorded``); tests use it to kill the process there.
+    ``recorded``); tests use it to kill the process there. ``halted_venues`` defaults to the
+    ledger's (:meth:`BarLedger.halted_venues`): entries routed there are refused. Each order
+    is journaled ``live`` when its broker's ``mode`` attribute is ``"live"``, else ``paper``.
     """
     if ledger.bar_done(bar):
         return BarRun(bar=bar, outcome=None)
@@ -503,8 +610,15 @@ def run_bar(
         routing=routing,
         total_capital=total_capital,
         account=account,
+        halted_venues=ledger.halted_venues() if halted_venues is None else halted_venues,
     )
-    ledger.journal_orders(bar, account, plan.orders)
+    # The real adapters validate ``mode`` as "paper" or "live"; anything else (the paper
+    # broker has none; test doubles may use the name otherwise) sends paper orders.
+    modes = {
+        venue: "live" if getattr(broker, "mode", None) == "live" else "paper"
+        for venue, broker in brokers.items()
+    }
+    ledger.journal_orders(bar, account, plan.orders, modes=modes)
     checkpoint("journaled")
     executions: dict[str, BrokerExecution] = {}
     broker_orders: list[BrokerOrder] = []

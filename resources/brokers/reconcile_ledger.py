@@ -7,6 +7,10 @@ symbols the journal routed to that venue; its expected open orders are the journ
 or ``unknown`` may or may not be open: they are passed on as uncertain, to be resolved by a
 lookup, not counted as differences. The ledger is opened (and created) on demand at
 ``ALLOCATOR_LEDGER_URL`` or the ledger's default URL.
+
+:func:`record_report` stores a reconciliation's outcome (SPEC §9): differences halt new entries
+on the venue until a later clean reconciliation clears them. :func:`halt_check` is the pure
+verdict an asset check (or any monitor) draws from ``Ledger.venue_halts()``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from allocator.orders import OrderState, Venue
-from resources.brokers.reconcile import ExpectedOrder
+from resources.brokers.reconcile import ExpectedOrder, ReconciliationReport
 
-__all__ = ["LedgerExpectation", "ledger_expectation"]
+if TYPE_CHECKING:
+    from resources.ledger import Ledger, ReconciliationRecord
+
+__all__ = [
+    "HaltCheck",
+    "LedgerExpectation",
+    "RecordedReconciliation",
+    "halt_check",
+    "ledger_expectation",
+    "ledger_url",
+    "record_report",
+]
 
 _OPEN = {OrderState.SUBMITTED.value, OrderState.PARTIALLY_FILLED.value}
 _UNCERTAIN = {OrderState.PENDING_SUBMIT.value, OrderState.UNKNOWN.value}
@@ -33,11 +49,18 @@ class LedgerExpectation:
     source: str
 
 
+def ledger_url(url: str | None = None) -> str:
+    """``url``, else ``ALLOCATOR_LEDGER_URL``, else the ledger's default SQLite file."""
+    from resources.ledger import default_url
+
+    return url or os.environ.get("ALLOCATOR_LEDGER_URL") or default_url()
+
+
 def ledger_expectation(venue: Venue | str, url: str | None = None) -> LedgerExpectation:
-    from resources.ledger import Ledger, default_url
+    from resources.ledger import Ledger
 
     venue = Venue(venue)
-    url = url or os.environ.get("ALLOCATOR_LEDGER_URL") or default_url()
+    url = ledger_url(url)
     ledger = Ledger(url)
     try:
         journal = ledger.orders()
@@ -68,4 +91,72 @@ def ledger_expectation(venue: Venue | str, url: str | None = None) -> LedgerExpe
     source = url.split("://", 1)[0] + "://…" if "@" in url else url
     return LedgerExpectation(
         positions=positions, open_orders=open_orders, uncertain=uncertain, source=source
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordedReconciliation:
+    """What :func:`record_report` stored: the new row and the halts it cleared (their ids)."""
+
+    record: ReconciliationRecord
+    cleared: tuple[int, ...]
+
+
+def record_report(
+    ledger: Ledger, venue: Venue | str, report: ReconciliationReport, *, source: str = ""
+) -> RecordedReconciliation:
+    """Store ``report`` for ``venue`` (the routing venue, whatever the adapter calls itself):
+    a report with differences halts new entries there; a clean one clears the venue's halts."""
+    venue = Venue(venue)
+    before = ledger.venue_halts().get(venue.value)
+    differences = [
+        {"kind": str(d.kind), "key": d.key, "venue": d.venue_value, "ledger": d.ledger_value}
+        for d in report.differences
+    ]
+    record = ledger.record_reconciliation(venue, differences, source=source)
+    cleared: tuple[int, ...] = ()
+    if report.ok and before is not None:
+        cleared = tuple(r.id for r in ledger.reconciliations(venue) if r.cleared_by == record.id)
+    return RecordedReconciliation(record=record, cleared=cleared)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HaltCheck:
+    """The verdict on the venue halts in force: ``passed`` when there are none."""
+
+    passed: bool
+    description: str
+    metadata: Mapping[str, Any]
+
+
+def halt_check(halts: Mapping[str, ReconciliationRecord]) -> HaltCheck:
+    """Pure: turn ``Ledger.venue_halts()`` into a pass/fail with a description and metadata
+    (halted venues, since when, how many differences, the first few) for an asset check."""
+    if not halts:
+        return HaltCheck(
+            passed=True,
+            description="no venue is halted: every venue reconciled or never differed",
+            metadata={"halted_venues": []},
+        )
+    lines = []
+    for venue, record in sorted(halts.items()):
+        shown = "; ".join(
+            f"{d.get('kind')}: {d.get('key')} (venue {d.get('venue')}, ledger {d.get('ledger')})"
+            for d in record.differences[:5]
+        )
+        more = len(record.differences) - 5
+        lines.append(
+            f"{venue}: halted since {record.checked_at.isoformat()} (reconciliation "
+            f"{record.id}), {len(record.differences)} differences: {shown}"
+            + (f"; {more} more" if more > 0 else "")
+        )
+    return HaltCheck(
+        passed=False,
+        description="new entries halted on " + ", ".join(sorted(halts)),
+        metadata={
+            "halted_venues": sorted(halts),
+            "differences": {v: len(r.differences) for v, r in halts.items()},
+            "since": {v: r.checked_at.isoformat() for v, r in halts.items()},
+            "detail": "\n".join(lines),
+        },
     )

@@ -1,7 +1,8 @@
 """The ledger's tables (SQLAlchemy Core). Quantities, prices, cash and fees are exact decimals:
 ``NUMERIC`` on PostgreSQL, canonical decimal text on SQLite (whose ``NUMERIC`` is a float).
 
-Revision ``0001`` creates exactly these tables; a change here needs a new migration.
+Revision ``0001`` creates these tables, ``0002`` adds ``reconciliations`` and ``orders.mode``
+(and lets ``orders.reference_price`` be NULL); a change here needs a new migration.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ orders = sa.Table(
     sa.Column("symbol", sa.String(64), nullable=False),
     sa.Column("side", sa.String(4), nullable=False),
     sa.Column("qty", ExactDecimal, nullable=False),
-    sa.Column("reference_price", ExactDecimal, nullable=False),
+    sa.Column("reference_price", ExactDecimal, nullable=True),
     sa.Column("state", sa.String(20), nullable=False),
     sa.Column("filled_qty", ExactDecimal, nullable=False),
     sa.Column("avg_price", ExactDecimal, nullable=True),
@@ -149,6 +150,7 @@ orders = sa.Table(
     sa.Column("venue_order_id", sa.String(200), nullable=True),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("mode", sa.String(8), nullable=False, server_default="paper"),
 )
 
 broker_fills = sa.Table(
@@ -216,4 +218,18 @@ paper_orders = sa.Table(
     sa.Column("client_order_id", sa.String(32), primary_key=True),
     sa.Column("symbol", sa.String(64), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+)
+
+reconciliations = sa.Table(
+    "reconciliations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("venue", sa.String(16), nullable=False, index=True),
+    sa.Column("checked_at", UtcDateTime(), nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("differences", sa.Text, nullable=False),
+    sa.Column("halted", sa.Boolean, nullable=False),
+    sa.Column("cleared_at", UtcDateTime(), nullable=True),
+    sa.Column("cleared_by", sa.Integer, nullable=True),
+    sa.Column("source", sa.String(64), nullable=False),
 )

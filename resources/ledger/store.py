@@ -11,7 +11,8 @@ migrations shipped in ``resources/ledger/migrations``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -39,11 +40,15 @@ from allocator.execution.records import (
 )
 from allocator.orders import (
     AssetClass,
+    Broker,
     BrokerFill,
     BrokerOrder,
+    OrderRequest,
     OrderState,
     Side,
     SubmitOutcome,
+    Venue,
+    submit_idempotently,
 )
 from resources.ledger import schema as t
 
@@ -52,6 +57,7 @@ __all__ = [
     "EventRow",
     "Ledger",
     "LedgerPaperState",
+    "ReconciliationRecord",
     "ReturnRecord",
     "SubmitReport",
     "default_url",
@@ -59,6 +65,8 @@ __all__ = [
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MODES = ("paper", "live")
+MANUAL_BAR = "manual"
 
 
 def default_url(data_dir: str | Path | None = None) -> str:
@@ -113,6 +121,32 @@ class ReturnRecord:
     version: int
     value: float | None
     correction: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReconciliationRecord:
+    """One reconciliation of ``venue`` against the ledger (SPEC §9), as stored.
+
+    ``differences`` are the reported differences (each a mapping with ``kind``, ``key``,
+    ``venue`` and ``ledger``); ``halted`` is true when the row halted new entries on the venue
+    (it had differences); ``cleared_at``/``cleared_by`` are set on a halting row when a later
+    clean reconciliation (row ``cleared_by``) lifted the halt. Instants are UTC.
+    """
+
+    id: int
+    venue: str
+    checked_at: datetime
+    ok: bool
+    differences: tuple[Mapping[str, str], ...]
+    halted: bool
+    cleared_at: datetime | None
+    cleared_by: int | None
+    source: str
+
+    @property
+    def halts_entries(self) -> bool:
+        """True while this row's halt is in force (halted and not cleared)."""
+        return self.halted and self.cleared_at is None
 
 
 class Ledger:
@@ -393,7 +427,20 @@ class Ledger:
         with self.engine.connect() as conn:
             return {r.strategy: r.amount for r in conn.execute(sa.select(t.cash))}
 
-    def journal_orders(self, bar: Bar, account: str, orders: Sequence[NetOrder]) -> None:
+    def journal_orders(
+        self,
+        bar: Bar,
+        account: str,
+        orders: Sequence[NetOrder],
+        *,
+        modes: Mapping[Venue, str] | None = None,
+    ) -> None:
+        """Journal each order ``pending_submit`` with its venue's mode (``paper`` unless
+        ``modes`` says ``live``); an id already journaled must be the same order in the same
+        mode, else :class:`ValueError` (a rerun never changes what an id means)."""
+        modes = modes or {}
+        for venue, mode in modes.items():
+            _check_mode(mode, f"mode of {venue}")
         rows = [
             {
                 "client_order_id": o.client_order_id,
@@ -411,29 +458,20 @@ class Ledger:
                 "venue_order_id": None,
                 "detail": "",
                 "updated_at": _now(),
+                "mode": modes.get(o.venue, "paper"),
             }
             for o in orders
         ]
         with self.engine.begin() as conn:
             for row in rows:
-                known = conn.execute(
-                    sa.select(t.orders.c.symbol, t.orders.c.qty, t.orders.c.side).where(
-                        t.orders.c.client_order_id == row["client_order_id"]
-                    )
-                ).first()
-                if known is None:
-                    conn.execute(sa.insert(t.orders), [row])
-                elif (known.symbol, known.qty, known.side) != (
-                    row["symbol"],
-                    row["qty"],
-                    row["side"],
-                ):
-                    raise ValueError(
-                        f"order {row['client_order_id']} is journaled as {known.side} {known.qty} "
-                        f"{known.symbol}; the rerun of bar {bar} wants {row['side']} {row['qty']}"
-                    )
+                _journal_once(conn, row, f"the rerun of bar {bar}")
 
     def update_order(self, order: NetOrder, outcome: SubmitOutcome) -> None:
+        self.record_order_outcome(order.client_order_id, outcome)
+
+    def record_order_outcome(self, client_order_id: str, outcome: SubmitOutcome) -> None:
+        """Write what :func:`~allocator.orders.submit_idempotently` concluded for a journaled
+        order: its state, detail and (when the venue answered) fills, price, fee and id."""
         values: dict[str, Any] = {
             "state": outcome.state.value,
             "detail": outcome.detail,
@@ -447,11 +485,59 @@ class Ledger:
                 "venue_order_id": outcome.order.venue_order_id,
             }
         with self.engine.begin() as conn:
-            conn.execute(
+            done = conn.execute(
                 sa.update(t.orders)
-                .where(t.orders.c.client_order_id == order.client_order_id)
+                .where(t.orders.c.client_order_id == client_order_id)
                 .values(**values)
             )
+            if done.rowcount != 1:
+                raise ValueError(f"order {client_order_id} is not in the journal")
+
+    def submit_manual_order(
+        self,
+        broker: Broker,
+        request: OrderRequest,
+        *,
+        account: str,
+        mode: str,
+        lookups: int = 3,
+        delay_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> SubmitOutcome:
+        """One operator order (``allocator broker submit``), journaled like a bar's orders.
+
+        The order is written ``pending_submit`` (bar ``manual``, the given account and mode)
+        before anything is sent, then sent through :func:`~allocator.orders.submit_idempotently`
+        (look up first, send at most once, resolve an ambiguous outcome by lookups), then its
+        outcome is journaled. Re-running it with the same client order id sends nothing twice;
+        an id the journal holds for a different order is refused with :class:`ValueError`.
+        """
+        _check_mode(mode, "mode")
+        row = {
+            "client_order_id": request.client_order_id,
+            "bar": MANUAL_BAR,
+            "account": account,
+            "venue": request.venue.value,
+            "symbol": request.symbol,
+            "side": request.side.value,
+            "qty": request.qty,
+            "reference_price": request.reference_price,
+            "state": OrderState.PENDING_SUBMIT.value,
+            "filled_qty": Decimal(0),
+            "avg_price": None,
+            "fee": Decimal(0),
+            "venue_order_id": None,
+            "detail": "manual order",
+            "updated_at": _now(),
+            "mode": mode,
+        }
+        with self.engine.begin() as conn:
+            _journal_once(conn, row, "this manual order")
+        outcome = submit_idempotently(
+            broker, request, lookups=lookups, delay_s=delay_s, sleep=sleep
+        )
+        self.record_order_outcome(request.client_order_id, outcome)
+        return outcome
 
     def orders(self, bar: Bar | None = None) -> list[dict[str, Any]]:
         query = sa.select(t.orders).order_by(t.orders.c.bar, t.orders.c.symbol)
@@ -554,6 +640,120 @@ class Ledger:
         with self.engine.connect() as conn:
             found = conn.execute(sa.select(s.c.savings).where(s.c.bar == bar.key)).first()
         return None if found is None else found[0]
+
+    # -- reconciliation and venue halts (SPEC §9) -----------------------------------------------
+
+    def record_reconciliation(
+        self,
+        venue: Venue | str,
+        differences: Sequence[Mapping[str, str]],
+        *,
+        checked_at: datetime | None = None,
+        source: str = "",
+    ) -> ReconciliationRecord:
+        """Append one reconciliation of ``venue``; any difference halts new entries there.
+
+        A clean reconciliation (no differences) clears every halt in force on the venue (its
+        rows get ``cleared_at`` = ``checked_at`` and ``cleared_by`` = the new row); a halt is
+        never cleared any other way, and no row is overwritten. One transaction.
+        """
+        venue = Venue(venue).value
+        when = checked_at or _now()
+        ok = not differences
+        body = json.dumps(
+            [{k: str(v) for k, v in sorted(d.items())} for d in differences], sort_keys=True
+        )
+        r = t.reconciliations
+        with self.engine.begin() as conn:
+            new_id = conn.execute(
+                sa.insert(r).values(
+                    venue=venue,
+                    checked_at=when,
+                    ok=ok,
+                    differences=body,
+                    halted=not ok,
+                    cleared_at=None,
+                    cleared_by=None,
+                    source=source[:64],
+                )
+            ).inserted_primary_key
+            assert new_id is not None
+            if ok:
+                conn.execute(
+                    sa.update(r)
+                    .where(r.c.venue == venue, r.c.halted.is_(True), r.c.cleared_at.is_(None))
+                    .values(cleared_at=when, cleared_by=int(new_id[0]))
+                )
+            row = conn.execute(sa.select(r).where(r.c.id == int(new_id[0]))).one()
+        return _reconciliation_of(row)
+
+    def reconciliations(self, venue: Venue | str | None = None) -> list[ReconciliationRecord]:
+        """Every stored reconciliation (of ``venue``), oldest first."""
+        r = t.reconciliations
+        query = sa.select(r).order_by(r.c.id)
+        if venue is not None:
+            query = query.where(r.c.venue == Venue(venue).value)
+        with self.engine.connect() as conn:
+            return [_reconciliation_of(row) for row in conn.execute(query)]
+
+    def venue_halts(self) -> dict[str, ReconciliationRecord]:
+        """The halts in force: venue -> its latest halting reconciliation not yet cleared.
+
+        Empty when every venue may take new entries. This is the hook for an asset check:
+        it fails while the mapping is not empty, with the records' differences as metadata.
+        """
+        r = t.reconciliations
+        query = (
+            sa.select(r)
+            .where(r.c.halted.is_(True), r.c.cleared_at.is_(None))
+            .order_by(r.c.venue, r.c.id)
+        )
+        with self.engine.connect() as conn:
+            return {row.venue: _reconciliation_of(row) for row in conn.execute(query)}
+
+    def halted_venues(self) -> frozenset[Venue]:
+        """The venues on which :func:`~allocator.execution.bar.run_bar` refuses new entries."""
+        return frozenset(Venue(v) for v in self.venue_halts())
+
+
+def _check_mode(mode: str, what: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"{what} must be one of {MODES}, got {mode!r}")
+
+
+def _journal_once(conn: Connection, row: Mapping[str, Any], who: str) -> None:
+    """Insert a ``pending_submit`` journal row unless its id is there as the same order."""
+    o = t.orders
+    known = conn.execute(
+        sa.select(o.c.symbol, o.c.qty, o.c.side, o.c.venue, o.c.mode).where(
+            o.c.client_order_id == row["client_order_id"]
+        )
+    ).first()
+    if known is None:
+        conn.execute(sa.insert(o), [dict(row)])
+        return
+    journaled = (known.symbol, known.qty, known.side, known.venue, known.mode)
+    wanted = (row["symbol"], row["qty"], row["side"], row["venue"], row["mode"])
+    if journaled != wanted:
+        raise ValueError(
+            f"order {row['client_order_id']} is journaled as {known.side} {known.qty} "
+            f"{known.symbol} at {known.venue} ({known.mode}); {who} wants {row['side']} "
+            f"{row['qty']} {row['symbol']} at {row['venue']} ({row['mode']})"
+        )
+
+
+def _reconciliation_of(row: Any) -> ReconciliationRecord:
+    return ReconciliationRecord(
+        id=int(row.id),
+        venue=str(row.venue),
+        checked_at=row.checked_at,
+        ok=bool(row.ok),
+        differences=tuple(json.loads(row.differences)),
+        halted=bool(row.halted),
+        cleared_at=row.cleared_at,
+        cleared_by=None if row.cleared_by is None else int(row.cleared_by),
+        source=str(row.source),
+    )
 
 
 def _venue_of_order(conn: Connection, cid: str) -> str:

@@ -9,8 +9,19 @@ from __future__ import annotations
 
 import warnings
 
+import pytest
+
 with warnings.catch_warnings():
     warnings.filterwarnings(
         "ignore", message=r"websockets\.legacy is deprecated", category=DeprecationWarning
     )
     import alpaca.trading  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _private_ledger(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every broker test journals into its own SQLite ledger, never the project's default."""
+    folder = tmp_path_factory.mktemp("ledger")
+    monkeypatch.setenv("ALLOCATOR_LEDGER_URL", f"sqlite:///{folder / 'ledger.sqlite'}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from fakes.fake_binance import FakeBinance
 
 from allocator import broker_cli
 from allocator.cli import main
+from resources.ledger import Ledger
 
 
 @pytest.fixture
@@ -142,3 +145,61 @@ def test_reconcile_reports_a_position_the_ledger_does_not_know(
     out = capsys.readouterr().out
     assert "unexpected_position: SPY: venue 2" in out
     assert "new entries halted" in out
+
+
+def _ledger() -> Ledger:
+    return Ledger(os.environ["ALLOCATOR_LEDGER_URL"])
+
+
+def test_submit_journals_the_order_with_its_mode(
+    alpaca_env: FakeAlpaca, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*SUBMIT, "--account", "ops", "--reference-price", "500"]) == 0
+    assert main(SUBMIT) == 0  # the same id again: found, journaled once, not re-labelled
+    capsys.readouterr()
+    ledger = _ledger()
+    try:
+        (row,) = ledger.orders()
+    finally:
+        ledger.close()
+    assert row["client_order_id"] == CID
+    assert (row["bar"], row["account"], row["venue"], row["mode"]) == (
+        "manual",
+        "ops",
+        "alpaca",
+        "paper",
+    )
+    assert row["state"] == "filled"
+    assert row["reference_price"] == Decimal(500)
+    assert len(alpaca_env.orders_for(CID)) == 1
+
+
+def test_reconcile_records_the_halt_and_a_clean_run_clears_it(
+    alpaca_env: FakeAlpaca, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(SUBMIT) == 0
+    assert main(["broker", "reconcile", "--venue", "alpaca"]) == 1
+    halted = _last_json(capsys.readouterr().out)
+    assert halted["halted"] is True
+    ledger = _ledger()
+    try:
+        assert set(ledger.venue_halts()) == {"alpaca"}
+        (record,) = ledger.reconciliations("alpaca")
+        assert record.differences[0]["kind"] == "unexpected_position"
+    finally:
+        ledger.close()
+    # Flatten the manual position at the venue: the next reconciliation is clean and clears.
+    sell = [a if a != "buy" else "sell" for a in SUBMIT[:-1]] + ["f" * 32]
+    assert main(sell) == 0
+    capsys.readouterr()
+    assert main(["broker", "reconcile", "--venue", "alpaca"]) == 0
+    out = capsys.readouterr().out
+    assert "alpaca: halt cleared" in out
+    clean = _last_json(out)
+    assert clean["halted"] is False
+    assert clean["cleared"] == [halted["reconciliation_id"]]
+    ledger = _ledger()
+    try:
+        assert ledger.venue_halts() == {}
+    finally:
+        ledger.close()
