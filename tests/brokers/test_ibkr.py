@@ -8,12 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from fakes.fake_tws import FakeTws
 
-from allocator.orders import AssetClass, OrderState, Venue, submit_idempotently
+from allocator.orders import (
+    AssetClass,
+    BrokerFill,
+    OrderRequest,
+    OrderState,
+    Side,
+    Venue,
+    client_order_id,
+    submit_idempotently,
+)
 from resources.brokers.ibkr import IbkrBroker
+from resources.brokers.ibkr.mapping import to_broker_order
 
 from .contract import BrokerContract, Harness
 
@@ -63,8 +74,6 @@ class TestIbkrContract(BrokerContract):
 
 
 def test_disconnect_before_the_fill_is_resolved_by_lookup(fake_tws: FakeTws) -> None:
-    from allocator.orders import OrderRequest, Side, client_order_id
-
     broker = _broker(fake_tws)
     try:
         request = OrderRequest(
@@ -85,3 +94,99 @@ def test_disconnect_before_the_fill_is_resolved_by_lookup(fake_tws: FakeTws) -> 
         assert len(fake_tws.orders_for(request.client_order_id)) == 1
     finally:
         broker.close()
+
+
+def _request(symbol: str, asset_class: AssetClass, qty: str, tag: str) -> OrderRequest:
+    return OrderRequest(
+        client_order_id=client_order_id("ib", tag, symbol, Side.BUY),
+        symbol=symbol,
+        asset_class=asset_class,
+        side=Side.BUY,
+        qty=Decimal(qty),
+        venue=Venue.IBKR,
+    )
+
+
+def test_avg_price_comes_from_the_fills_when_the_order_carries_none() -> None:
+    # A completed order rebuilt after a reconnect: status Filled, zero filled, zero price.
+    trade = SimpleNamespace(
+        order=SimpleNamespace(
+            orderRef="c" * 32, permId=9, orderId=0, action="BUY", totalQuantity=30000.0
+        ),
+        orderStatus=SimpleNamespace(status="Filled", filled=0.0, avgFillPrice=0.0),
+    )
+    fills = tuple(
+        BrokerFill(
+            fill_id=f"e{i}",
+            client_order_id="c" * 32,
+            symbol="EUR/USD",
+            side=Side.BUY,
+            qty=Decimal(q),
+            price=Decimal(p),
+            fee=Decimal("1"),
+        )
+        for i, (q, p) in enumerate([("10000", "1.0850"), ("20000", "1.0853")])
+    )
+    order = to_broker_order("EUR/USD", trade, fills)
+    assert order.state is OrderState.FILLED
+    assert order.filled_qty == Decimal(30000)
+    # (10000 × 1.0850 + 20000 × 1.0853) / 30000 = 32556 / 30000 = 1.0852
+    assert order.avg_price == Decimal("1.0852")
+    assert order.fee == Decimal(2)
+    unfilled = SimpleNamespace(
+        order=trade.order,
+        orderStatus=SimpleNamespace(status="Cancelled", filled=0.0, avgFillPrice=0.0),
+    )
+    assert to_broker_order("EUR/USD", unfilled, ()).avg_price is None
+
+
+def test_an_order_found_after_a_reconnect_has_its_price(fake_tws: FakeTws) -> None:
+    request = _request("SPY", AssetClass.ETF, "2", "reconnect-price")
+    first = _broker(fake_tws)
+    try:
+        placed = submit_idempotently(first, request, lookups=2, delay_s=0.05)
+        assert placed.state is OrderState.FILLED, placed.detail
+    finally:
+        first.close()
+    again = _broker(fake_tws)  # same client id: TWS syncs the completed order and executions
+    try:
+        found = again.lookup("SPY", request.client_order_id)
+        assert found is not None
+        assert found.state is OrderState.FILLED
+        assert found.filled_qty == Decimal(2)
+        assert found.avg_price == Decimal("500.25")
+        assert sum(f.qty for f in found.fills) == Decimal(2)
+        rerun = submit_idempotently(again, request, lookups=2, delay_s=0.05)
+        assert not rerun.placed_by_this_call
+        assert rerun.order is not None
+        assert rerun.order.avg_price == Decimal("500.25")
+        assert len(fake_tws.orders_for(request.client_order_id)) == 1
+    finally:
+        again.close()
+
+
+def test_forex_pair_qualifies_and_trades(fake_tws: FakeTws) -> None:
+    request = _request("EUR/USD", AssetClass.FOREX, "20000", "forex")
+    broker = _broker(fake_tws)
+    try:
+        contract = broker.contract("EUR/USD", AssetClass.FOREX)
+        assert (contract.secType, contract.symbol, contract.currency) == ("CASH", "EUR", "USD")
+        assert contract.conId == 12087792  # qualified by the fake TWS
+        outcome = submit_idempotently(broker, request, lookups=2, delay_s=0.05)
+        assert outcome.state is OrderState.FILLED, outcome.detail
+        assert outcome.order is not None
+        assert outcome.order.filled_qty == Decimal(20000)
+        assert outcome.order.avg_price == Decimal("1.0850")
+        assert {f.symbol for f in outcome.order.fills} == {"EUR/USD"}
+        assert broker.positions() == {"EUR/USD": Decimal(20000)}
+        (sent,) = fake_tws.orders_for(request.client_order_id)
+        assert sent.instrument.sec_type == "CASH"
+    finally:
+        broker.close()
+    again = _broker(fake_tws)
+    try:
+        found = again.lookup("EUR/USD", request.client_order_id)
+        assert found is not None
+        assert found.avg_price == Decimal("1.0850")
+    finally:
+        again.close()

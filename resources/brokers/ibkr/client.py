@@ -230,16 +230,27 @@ class IbkrBroker:
                     raise AmbiguousBrokerError(
                         f"ibkr lookup {client_order_id}: placed in this session, not acknowledged"
                     )
-                return to_broker_order(symbol, trade, self._fills(trade))
+                return self._priced(to_broker_order(symbol, trade, self._fills(trade)))
         for trade in await ib.reqCompletedOrdersAsync(apiOnly=False):
             if trade.order.orderRef == client_order_id:
-                return to_broker_order(symbol, trade, self._fills(trade))
+                return self._priced(to_broker_order(symbol, trade, self._fills(trade)))
         for fill in await ib.reqExecutionsAsync():
             if fill.execution.orderRef == client_order_id:
                 raise AmbiguousBrokerError(
                     f"ibkr lookup {client_order_id}: executions exist but no order record yet"
                 )
         return None
+
+    @staticmethod
+    def _priced(order: BrokerOrder) -> BrokerOrder:
+        """A filled quantity without a price (no avgFillPrice, no executions yet) cannot be
+        settled: the lookup is ambiguous and must be repeated, never guessed."""
+        if order.filled_qty > 0 and order.avg_price is None:
+            raise AmbiguousBrokerError(
+                f"ibkr lookup {order.client_order_id}: {order.filled_qty} filled but neither an "
+                "average price nor executions are known yet"
+            )
+        return order
 
     def open_orders(self) -> Sequence[BrokerOrder]:
         ib = self.ib

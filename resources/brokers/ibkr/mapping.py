@@ -11,7 +11,7 @@ from ib_async import Contract, Forex, Future, Stock
 from allocator.orders import AssetClass, BrokerFill, BrokerOrder, OrderState, Side
 from resources.brokers.common import to_decimal
 
-__all__ = ["STATE_OF", "contract_for", "position_key", "to_broker_order"]
+__all__ = ["STATE_OF", "contract_for", "fills_vwap", "position_key", "to_broker_order"]
 
 STATE_OF: Mapping[str, OrderState] = {
     "PendingSubmit": OrderState.SUBMITTED,
@@ -53,7 +53,25 @@ def position_key(contract: Contract) -> str:
     return str(contract.symbol)
 
 
+def fills_vwap(fills: tuple[BrokerFill, ...]) -> Decimal | None:
+    """Volume-weighted price of ``fills`` (``None`` without any filled quantity).
+
+    Exact when it terminates; otherwise rounded to the decimal context (28 digits)."""
+    qty = sum((f.qty for f in fills), Decimal(0))
+    if qty == 0:
+        return None
+    return sum((f.qty * f.price for f in fills), Decimal(0)) / qty
+
+
 def to_broker_order(symbol: str, trade: Any, fills: tuple[BrokerFill, ...]) -> BrokerOrder:
+    """Our view of an ib_async ``Trade``.
+
+    ``avg_price`` is TWS's ``avgFillPrice`` when it gives one; an order found after a
+    reconnect (a completed order from the sync or ``reqCompletedOrders``) carries none — its
+    status is rebuilt with zero fill and price — so it is computed from the executions
+    (``fills``). With a filled quantity but neither, it stays ``None`` (the caller must not
+    settle such an order: :meth:`IbkrBroker.lookup` reports it as ambiguous).
+    """
     order, status = trade.order, trade.orderStatus
     filled = to_decimal(status.filled or sum((f.qty for f in fills), Decimal(0)), "IB filled")
     qty = to_decimal(order.totalQuantity, "IB totalQuantity")
@@ -70,7 +88,9 @@ def to_broker_order(symbol: str, trade: Any, fills: tuple[BrokerFill, ...]) -> B
         side=Side.BUY if order.action == "BUY" else Side.SELL,
         qty=qty,
         filled_qty=filled,
-        avg_price=to_decimal(avg, "IB avgFillPrice") if filled and avg else None,
+        avg_price=(to_decimal(avg, "IB avgFillPrice") if avg else fills_vwap(fills))
+        if filled
+        else None,
         fee=sum((f.fee for f in fills), Decimal(0)),
         state=state,
         fills=fills,
