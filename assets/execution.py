@@ -61,6 +61,7 @@ def _plan(
         routing=config.routing,
         total_capital=Decimal(str(config.allocation.total_capital)),
         account=config.execution.account,
+        halted_venues=store.halted_venues(),
     )
 
 
@@ -117,6 +118,7 @@ def gated_intents(
             "accepted_qty": [str(g.accepted_qty) for g in gated],
             "reason": [None if g.reason is None else g.reason.value for g in gated],
             "routed_from": [g.routed_from for g in gated],
+            "detail": [g.detail for g in gated],
         },
         columns=[
             "intent_id",
@@ -126,6 +128,7 @@ def gated_intents(
             "accepted_qty",
             "reason",
             "routed_from",
+            "detail",
         ],
     )
     cut = frame[frame["reason"].notna()]

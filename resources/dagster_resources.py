@@ -146,7 +146,7 @@ class ParquetIOManager(dg.UPathIOManager):
         return pd.read_parquet(str(path))
 
 
-@dg.io_manager(config_schema={"base_dir": str})
+@dg.io_manager(config_schema={"base_dir": dg.StringSource})
 def parquet_io_manager(init_context: dg.InitResourceContext) -> ParquetIOManager:
     return ParquetIOManager(init_context.resource_config["base_dir"])
 
