@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 
 PROJECT = Path(__file__).resolve().parents[2]
-VENV_BIN = PROJECT / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # the venv running the tests has the dagster CLIs
 
 
 def prepare_home(home: Path) -> None:
