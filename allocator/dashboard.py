@@ -1,0 +1,572 @@
+"""The unified P&L dashboard: one self-contained HTML file built from the ledger's history.
+
+Pure: :class:`LedgerHistory` holds what the ledger recorded (bars, virtual and broker fills,
+netting savings, published allocations, events, the strategies' own returns) plus each bar's
+reference prices; :func:`book_series` marks every strategy's virtual book and the broker's book
+to market after each bar with exact decimals; :func:`build_dashboard` draws it with Plotly,
+its JavaScript embedded so that the file works offline.
+
+Attributed P&L of a strategy after bar ``b`` = its cash (the sum of its virtual fills' cash)
+plus Σ its position × the bar's reference price. The book's P&L is the same figure computed
+from the broker's own fills. SPEC §7's attribution invariants make the two equal exactly; the
+dashboard shows both and :attr:`BookSeries.unexplained` is their difference (zero, to the cent
+and below).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from allocator.config import AllocatorConfig
+from allocator.data import build_panel, validate_returns
+from allocator.replay import replay
+
+__all__ = [
+    "BookSeries",
+    "BrokerFillRow",
+    "LedgerHistory",
+    "Performance",
+    "VirtualFillRow",
+    "book_series",
+    "build_dashboard",
+    "cents_summing_to",
+    "comparison",
+    "flagged_pairs",
+    "performance",
+    "summary_frames",
+]
+
+FloatArray = npt.NDArray[np.float64]
+_CENT = Decimal("0.01")
+_STATE_CODE = {"normal": 0, "half": 1, "halted": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualFillRow:
+    """A strategy's virtual fill of one bar (``qty`` signed, ``cash`` = −qty × price − fee)."""
+
+    bar: str
+    strategy: str
+    symbol: str
+    qty: Decimal
+    price: Decimal
+    cash: Decimal
+    internal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFillRow:
+    """A broker fill of one bar: ``qty`` signed (+ bought), ``cash`` = −qty × price − fee."""
+
+    bar: str
+    symbol: str
+    qty: Decimal
+    cash: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerHistory:
+    """Everything the dashboard reads, as the ledger recorded it.
+
+    ``prices[bar][symbol]`` are the bar's reference prices; ``venues[symbol]`` each symbol's
+    venue; ``allocations`` has columns ``date, strategy, capital, final_weight, breaker_state,
+    benched``; ``events`` ``date, kind, strategy, detail``; ``returns`` ``date, strategy,
+    return``; ``savings[bar]`` is ``(would_pay, fee_paid)``; ``refusals`` counts cut or refused
+    intents by reason.
+    """
+
+    bars: tuple[str, ...]
+    virtual_fills: tuple[VirtualFillRow, ...]
+    broker_fills: tuple[BrokerFillRow, ...]
+    savings: Mapping[str, tuple[Decimal, Decimal]]
+    prices: Mapping[str, Mapping[str, Decimal]]
+    venues: Mapping[str, str]
+    allocations: pd.DataFrame
+    events: pd.DataFrame
+    returns: pd.DataFrame
+    refusals: Mapping[str, int]
+    total_capital: float
+
+
+@dataclass(frozen=True, slots=True)
+class BookSeries:
+    """Per-bar marks. ``strategy_pnl[s][b]`` and ``book_pnl[b]`` are exact decimals (quote
+    currency); ``venue_gross[v][b]`` the book's gross notional at venue ``v``;
+    ``savings_cum`` the cumulative netting savings (fees) and ``crossed_cum`` the cumulative
+    notional crossed internally (turnover that never reached a broker)."""
+
+    bars: tuple[str, ...]
+    strategies: tuple[str, ...]
+    strategy_pnl: Mapping[str, tuple[Decimal, ...]]
+    book_pnl: tuple[Decimal, ...]
+    venue_gross: Mapping[str, FloatArray]
+    savings_cum: tuple[Decimal, ...]
+    fees_cum: tuple[Decimal, ...]
+    crossed_cum: tuple[Decimal, ...]
+
+    @property
+    def attributed_total(self) -> tuple[Decimal, ...]:
+        return tuple(
+            sum((self.strategy_pnl[s][b] for s in self.strategies), Decimal(0))
+            for b in range(len(self.bars))
+        )
+
+    @property
+    def unexplained(self) -> Decimal:
+        """Largest |book P&L − Σ attributed P&L| over the bars (0 when attribution is exact)."""
+        return max(
+            (abs(a - b) for a, b in zip(self.book_pnl, self.attributed_total, strict=True)),
+            default=Decimal(0),
+        )
+
+
+def _mark(
+    positions: Mapping[str, Decimal], prices: Mapping[str, Decimal], last: dict[str, Decimal]
+) -> Decimal:
+    value = Decimal(0)
+    for symbol, qty in positions.items():
+        if qty:
+            price = prices.get(symbol, last.get(symbol))
+            if price is None:
+                raise ValueError(f"no price ever seen for held symbol {symbol}")
+            value += qty * price
+    return value
+
+
+def book_series(history: LedgerHistory) -> BookSeries:
+    """Mark every strategy's virtual book and the broker's book after each bar (exact)."""
+    strategies = tuple(
+        sorted(set(history.returns["strategy"]) | {f.strategy for f in history.virtual_fills})
+    )
+    by_bar_v: dict[str, list[VirtualFillRow]] = {}
+    for f in history.virtual_fills:
+        by_bar_v.setdefault(f.bar, []).append(f)
+    by_bar_b: dict[str, list[BrokerFillRow]] = {}
+    for g in history.broker_fills:
+        by_bar_b.setdefault(g.bar, []).append(g)
+    pos: dict[str, dict[str, Decimal]] = {s: {} for s in strategies}
+    cash = dict.fromkeys(strategies, Decimal(0))
+    book_pos: dict[str, Decimal] = {}
+    book_cash = Decimal(0)
+    last_price: dict[str, Decimal] = {}
+    pnl: dict[str, list[Decimal]] = {s: [] for s in strategies}
+    book: list[Decimal] = []
+    venues = sorted(set(history.venues.values()))
+    gross: dict[str, list[float]] = {v: [] for v in venues}
+    savings: list[Decimal] = []
+    fees: list[Decimal] = []
+    crossed: list[Decimal] = []
+    saved = paid = cross = Decimal(0)
+    for bar in history.bars:
+        for f in by_bar_v.get(bar, ()):
+            held = pos[f.strategy]
+            held[f.symbol] = held.get(f.symbol, Decimal(0)) + f.qty
+            cash[f.strategy] += f.cash
+            if f.internal:
+                cross += abs(f.qty) * f.price / 2  # both sides of a cross are recorded
+        for g in by_bar_b.get(bar, ()):
+            book_pos[g.symbol] = book_pos.get(g.symbol, Decimal(0)) + g.qty
+            book_cash += g.cash
+        prices = history.prices.get(bar, {})
+        for s in strategies:
+            pnl[s].append(cash[s] + _mark(pos[s], prices, last_price))
+        book.append(book_cash + _mark(book_pos, prices, last_price))
+        by_venue = dict.fromkeys(venues, 0.0)
+        for symbol, qty in book_pos.items():
+            if qty:
+                price = prices.get(symbol, last_price.get(symbol, Decimal(0)))
+                by_venue[history.venues.get(symbol, "other")] = by_venue.get(
+                    history.venues.get(symbol, "other"), 0.0
+                ) + float(abs(qty) * price)
+        for v in venues:
+            gross[v].append(by_venue.get(v, 0.0))
+        last_price.update(prices)
+        would, fee = history.savings.get(bar, (Decimal(0), Decimal(0)))
+        saved += would - fee
+        paid += fee
+        savings.append(saved)
+        fees.append(paid)
+        crossed.append(cross)
+    return BookSeries(
+        bars=history.bars,
+        strategies=strategies,
+        strategy_pnl={s: tuple(v) for s, v in pnl.items()},
+        book_pnl=tuple(book),
+        venue_gross={v: np.array(x) for v, x in gross.items()},
+        savings_cum=tuple(savings),
+        fees_cum=tuple(fees),
+        crossed_cum=tuple(crossed),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Performance:
+    """Annualised return (geometric), volatility, Sharpe (rf 0) and maximum drawdown (< 0)."""
+
+    annual_return: float
+    volatility: float
+    sharpe: float
+    max_drawdown: float
+
+
+def performance(equity: FloatArray, annualization: int = 252) -> Performance:
+    """Figures of an equity curve sampled once per session (first value: the start)."""
+    e = np.asarray(equity, dtype=np.float64)
+    r = e[1:] / e[:-1] - 1.0
+    n = len(r)
+    if n < 2 or e[0] <= 0:
+        raise ValueError("performance needs at least three positive equity points")
+    growth = e[-1] / e[0]
+    annual = growth ** (annualization / n) - 1.0 if growth > 0 else -1.0
+    sd = float(np.std(r, ddof=1))
+    vol = sd * math.sqrt(annualization)
+    sharpe = float(np.mean(r)) / sd * math.sqrt(annualization) if sd > 0 else float("nan")
+    peak = np.maximum.accumulate(e)
+    return Performance(
+        annual_return=float(annual),
+        volatility=vol,
+        sharpe=sharpe,
+        max_drawdown=float(np.min(e / peak - 1.0)),
+    )
+
+
+def _returns_wide(history: LedgerHistory, bars: Sequence[str]) -> pd.DataFrame:
+    wide = history.returns.pivot(index="date", columns="strategy", values="return")
+    return wide.reindex(list(bars))
+
+
+def comparison(history: LedgerHistory, series: BookSeries) -> dict[str, FloatArray]:
+    """Equity curves over the bars: the book, equal weight and the best single strategy.
+
+    Each starts at ``total_capital`` at the close before the first bar. Equal weight holds
+    1/n of the capital in each strategy's own returns, rebalanced daily; the best single
+    strategy is the one with the highest Sharpe of its own returns over the same bars.
+    """
+    capital = history.total_capital
+    book = np.array([capital] + [capital + float(p) for p in series.book_pnl])
+    wide = _returns_wide(history, series.bars).fillna(0.0)
+    ew = capital * np.concatenate([[1.0], np.cumprod(1.0 + wide.mean(axis=1).to_numpy())])
+    sharpe = wide.mean() / wide.std(ddof=1)
+    best = str(sharpe.idxmax())
+    single = capital * np.concatenate([[1.0], np.cumprod(1.0 + wide[best].to_numpy())])
+    return {"book": book, "equal weight": ew, f"best single ({best})": single}
+
+
+def flagged_pairs(history: LedgerHistory, config: AllocatorConfig) -> pd.DataFrame:
+    """Sessions on which each pair was flagged (SPEC §3), replayed from the stored returns with
+    the same engine: columns ``date, pair, corr_90d``."""
+    frame = validate_returns(history.returns, "ledger:daily_returns")
+    panel = build_panel(frame, config.calendar.name)
+    rows: list[tuple[str, str, float]] = []
+    names = panel.strategies
+    a_idx, b_idx = np.triu_indices(len(names), k=1)
+
+    def on_pairs(date: np.datetime64, stream: object, persistence: int) -> None:
+        breach = stream.breach_run  # type: ignore[attr-defined]
+        corr = stream.corr  # type: ignore[attr-defined]
+        for p in np.flatnonzero(breach >= persistence).tolist():
+            pair = f"{names[int(a_idx[p])]} / {names[int(b_idx[p])]}"
+            rows.append((str(date)[:10], pair, float(corr[p])))
+
+    replay(panel, config, on_pairs=on_pairs)
+    return pd.DataFrame(rows, columns=["date", "pair", "corr_90d"])
+
+
+def _money(x: Decimal) -> str:
+    return f"{x.quantize(_CENT):,}"
+
+
+def cents_summing_to(values: Mapping[str, Decimal], total: Decimal) -> dict[str, Decimal]:
+    """Round each value to the cent so that they add up to ``total`` rounded to the cent
+    (largest-remainder: floor each, then one cent more to the largest remainders, ties by
+    name). ``total`` must equal the exact sum of ``values`` (the attribution invariant)."""
+    exact_sum = sum(values.values(), Decimal(0))
+    if exact_sum != total:
+        raise ValueError(f"attributed P&L {exact_sum} does not sum to the book {total}")
+    floors = {k: v.quantize(_CENT, rounding=ROUND_FLOOR) for k, v in values.items()}
+    left = int((total.quantize(_CENT) - sum(floors.values(), Decimal(0))) / _CENT)
+    order = sorted(values, key=lambda k: (-(values[k] - floors[k]), k))
+    for k in order[:left]:
+        floors[k] += _CENT
+    return floors
+
+
+def summary_frames(history: LedgerHistory, series: BookSeries) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-strategy attributed P&L (with the book as the last row) and the comparison table."""
+    final = cents_summing_to(
+        {s: series.strategy_pnl[s][-1] for s in series.strategies}, series.book_pnl[-1]
+    )
+    total = sum(final.values(), Decimal(0))
+    pnl = pd.DataFrame(
+        {
+            "strategy": [*final, "sum of strategies", "book (broker fills)"],
+            "attributed_pnl": [*final.values(), total, series.book_pnl[-1].quantize(_CENT)],
+        }
+    )
+    curves = comparison(history, series)
+    perf = pd.DataFrame(
+        [
+            {
+                "portfolio": name,
+                "final_equity": float(curve[-1]),
+                "annual_return": p.annual_return,
+                "volatility": p.volatility,
+                "sharpe": p.sharpe,
+                "max_drawdown": p.max_drawdown,
+            }
+            for name, curve in curves.items()
+            for p in [performance(curve)]
+        ]
+    )
+    return pnl, perf
+
+
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
+def build_dashboard(
+    history: LedgerHistory, config: AllocatorConfig, *, title: str = "Allocator"
+) -> str:
+    """The whole dashboard as one HTML document (Plotly's JavaScript inlined once)."""
+    import plotly.graph_objects as go  # type: ignore[import-untyped]
+    from plotly.subplots import make_subplots  # type: ignore[import-untyped]
+
+    if not history.bars:
+        raise ValueError("the ledger has no recorded bar: nothing to draw")
+    series = book_series(history)
+    dates = pd.to_datetime(list(series.bars))
+    colour = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(series.strategies)}
+    figures: list[tuple[str, go.Figure]] = []
+
+    # 1. Book equity against equal weight and the best single strategy.
+    curves = comparison(history, series)
+    start = dates[0] - pd.Timedelta(days=1)
+    x = [start, *dates]
+    fig = go.Figure()
+    for name, curve in curves.items():
+        fig.add_trace(go.Scatter(x=x, y=curve, name=name, mode="lines"))
+    fig.update_layout(title="Book equity vs equal weight and the best single strategy")
+    figures.append(("equity", fig))
+
+    # 2. Attributed P&L per strategy: curves, and a table that sums to the book.
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.62, 0.38],
+        specs=[[{"type": "xy"}, {"type": "table"}]],
+    )
+    for s in series.strategies:
+        fig.add_trace(
+            go.Scatter(
+                x=dates,
+                y=[float(v) for v in series.strategy_pnl[s]],
+                name=s,
+                mode="lines",
+                line={"color": colour[s]},
+            ),
+            row=1,
+            col=1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=dates,
+            y=[float(v) for v in series.book_pnl],
+            name="book",
+            mode="lines",
+            line={"color": "black", "dash": "dot"},
+        ),
+        row=1,
+        col=1,
+    )
+    pnl, perf = summary_frames(history, series)
+    fig.add_trace(
+        go.Table(
+            header={"values": ["strategy", "attributed P&L"]},
+            cells={
+                "values": [
+                    list(pnl["strategy"]),
+                    [_money(Decimal(v)) for v in pnl["attributed_pnl"]],
+                ],
+                "align": ["left", "right"],
+            },
+        ),
+        row=1,
+        col=2,
+    )
+    fig.update_layout(title="Attributed P&L per strategy (sums to the book to the cent)")
+    figures.append(("pnl", fig))
+
+    # 3. Allocations over time (stacked capital; cash is what is left of the total).
+    alloc = history.allocations.copy()
+    alloc["date"] = pd.to_datetime(alloc["date"])
+    alloc = alloc[alloc["date"] >= start]
+    cap = alloc.pivot(index="date", columns="strategy", values="capital").astype(float)
+    fig = go.Figure()
+    for s in cap.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=cap.index,
+                y=cap[s],
+                name=str(s),
+                stackgroup="alloc",
+                mode="lines",
+                line={"color": colour.get(str(s))},
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=cap.index,
+            y=history.total_capital - cap.sum(axis=1),
+            name="cash (freed or unallocated)",
+            stackgroup="alloc",
+            mode="lines",
+            line={"color": "#cccccc"},
+        )
+    )
+    fig.update_layout(title="Published capital per strategy (stacked)")
+    figures.append(("allocations", fig))
+
+    # 4. The latest 90-session correlation heatmap.
+    window = config.correlation.window
+    wide = _returns_wide(history, series.bars).iloc[-window:]
+    corr = wide.corr(min_periods=window)
+    fig = go.Figure(
+        go.Heatmap(
+            z=corr.to_numpy(),
+            x=list(corr.columns),
+            y=list(corr.index),
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu_r",
+            text=np.round(corr.to_numpy(), 2),
+            texttemplate="%{text}",
+        )
+    )
+    fig.update_layout(title=f"{window}-session correlation of own returns at {series.bars[-1]}")
+    figures.append(("correlation", fig))
+
+    # 5. Timeline of flagged pairs and benches.
+    flags = flagged_pairs(history, config)
+    flags = flags[flags["date"] >= series.bars[0]]
+    benched = alloc[alloc["benched"].astype(bool)]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=pd.to_datetime(flags["date"]),
+            y=["flagged: " + p for p in flags["pair"]],
+            mode="markers",
+            marker={"symbol": "line-ns-open", "size": 9, "color": "#d62728"},
+            name="pair flagged (corr > threshold for the persistence)",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=benched["date"],
+            y=["benched: " + str(s) for s in benched["strategy"]],
+            mode="markers",
+            marker={"symbol": "line-ns-open", "size": 9, "color": "#7f7f7f"},
+            name="strategy benched",
+        )
+    )
+    fig.update_layout(title="Flagged pairs and benches", height=380)
+    figures.append(("benches", fig))
+
+    # 6. Breaker states over time.
+    states = alloc.pivot(index="date", columns="strategy", values="breaker_state")
+    codes = states.apply(lambda c: c.map(_STATE_CODE)).astype(float)
+    fig = go.Figure(
+        go.Heatmap(
+            z=codes.T.to_numpy(),
+            x=codes.index,
+            y=[str(c) for c in codes.columns],
+            zmin=0,
+            zmax=2,
+            colorscale=[
+                [0.0, "#2ca02c"],
+                [0.33, "#2ca02c"],
+                [0.34, "#ff7f0e"],
+                [0.66, "#ff7f0e"],
+                [0.67, "#d62728"],
+                [1.0, "#d62728"],
+            ],
+            colorbar={"tickvals": [0, 1, 2], "ticktext": ["normal", "half", "halted"]},
+        )
+    )
+    fig.update_layout(title="Drawdown breaker state per strategy", height=340)
+    figures.append(("breaker", fig))
+
+    # 7. Cumulative netting savings: fees and turnover avoided.
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(x=dates, y=[float(v) for v in series.savings_cum], name="fees saved"),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(x=dates, y=[float(v) for v in series.fees_cum], name="fees paid"),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=dates,
+            y=[float(v) for v in series.crossed_cum],
+            name="notional crossed internally",
+            line={"dash": "dot"},
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(title_text="fees ($)", secondary_y=False)
+    fig.update_yaxes(title_text="turnover avoided ($)", secondary_y=True)
+    fig.update_layout(title="Cumulative netting savings")
+    figures.append(("netting", fig))
+
+    # 8. Exposure by venue.
+    fig = go.Figure()
+    for venue, values in series.venue_gross.items():
+        fig.add_trace(go.Scatter(x=dates, y=values, name=venue, stackgroup="venue", mode="lines"))
+    fig.update_layout(title="Gross exposure by venue (book positions × reference price)")
+    figures.append(("venues", fig))
+
+    return _page(title, series, perf, figures)
+
+
+def _page(
+    title: str, series: BookSeries, perf: pd.DataFrame, figures: Sequence[tuple[str, object]]
+) -> str:
+    rows = "".join(
+        f"<tr><td>{r.portfolio}</td><td>{r.final_equity:,.0f}</td>"
+        f"<td>{r.annual_return:.2%}</td><td>{r.volatility:.2%}</td>"
+        f"<td>{r.sharpe:.2f}</td><td>{r.max_drawdown:.2%}</td></tr>"
+        for r in perf.itertuples(index=False)
+    )
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{title}</title>",
+        "<style>body{font-family:sans-serif;margin:24px;max-width:1400px}"
+        "table.k{border-collapse:collapse}table.k td,table.k th{padding:4px 10px;"
+        "border-bottom:1px solid #ddd;text-align:right}table.k td:first-child{text-align:left}"
+        "</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>{len(series.bars)} bars, {series.bars[0]} to {series.bars[-1]}; "
+        f"book P&amp;L {_money(series.book_pnl[-1])}, attributed to the strategies "
+        f"{_money(series.attributed_total[-1])}; netting saved "
+        f"{_money(series.savings_cum[-1])} in fees.</p>",
+        "<table class='k'><tr><th>portfolio</th><th>final equity</th><th>annual return</th>"
+        f"<th>volatility</th><th>Sharpe</th><th>max drawdown</th></tr>{rows}</table>",
+    ]
+    for i, (name, fig) in enumerate(figures):
+        html = fig.to_html(  # type: ignore[attr-defined]
+            full_html=False,
+            include_plotlyjs=i == 0,
+            div_id=f"chart-{name}",
+            config={"displaylogo": False},
+        )
+        parts.append(f"<section>{html}</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,181 @@
+"""The unified P&L dashboard, regenerated from the ledger (``allocator.dashboard`` draws it).
+
+:func:`ledger_history` reads what the ledger recorded into the pure
+:class:`~allocator.dashboard.LedgerHistory`; the ``dashboard`` asset writes the HTML file and
+puts its key figures in the asset's metadata (numbers Dagster plots over time, and the
+per-strategy P&L and comparison tables). It reads everything from the ledger, so it can run
+after a rebalance or after a bar.
+"""
+
+import os
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from allocator.config import AllocatorConfig
+from allocator.dashboard import (
+    BrokerFillRow,
+    LedgerHistory,
+    VirtualFillRow,
+    book_series,
+    build_dashboard,
+    summary_frames,
+)
+from allocator.execution.instruments import InstrumentTable
+from assets._gx import markdown_table
+from resources.dagster_resources import AllocatorSettings, LedgerResource, PricesResource
+
+GROUP = "reporting"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_dashboard_path() -> str:
+    """``ALLOCATOR_DASHBOARD`` if set, else ``out/dashboard.html`` in the project."""
+    return os.environ.get("ALLOCATOR_DASHBOARD") or str(PROJECT_ROOT / "out" / "dashboard.html")
+
+
+def ledger_history(
+    store: Any,
+    prices_of: Callable[[str], Mapping[str, Decimal]],
+    instruments: InstrumentTable,
+    config: AllocatorConfig,
+) -> LedgerHistory:
+    """Everything the dashboard needs from the ledger ``store`` (a ``resources.ledger.Ledger``);
+    ``prices_of(bar)`` gives a bar's reference prices."""
+    from resources.ledger import schema as t
+
+    with store.engine.connect() as conn:
+        bars = tuple(r[0] for r in conn.execute(sa.select(t.bars.c.bar).order_by(t.bars.c.bar)))
+        v = t.virtual_fills
+        virtual = tuple(
+            VirtualFillRow(
+                bar=r.bar,
+                strategy=r.strategy,
+                symbol=r.symbol,
+                qty=r.qty,
+                price=r.price,
+                cash=r.cash,
+                internal=bool(r.internal),
+            )
+            for r in conn.execute(sa.select(v).order_by(v.c.bar, v.c.strategy, v.c.symbol))
+        )
+        f, o = t.broker_fills, t.orders
+        joined = sa.select(o.c.bar, f.c.symbol, f.c.side, f.c.qty, f.c.price, f.c.fee).join(
+            o, o.c.client_order_id == f.c.client_order_id
+        )
+        broker = []
+        for r in conn.execute(joined.order_by(o.c.bar, f.c.fill_id)):
+            signed = r.qty if r.side == "buy" else -r.qty
+            broker.append(
+                BrokerFillRow(
+                    bar=r.bar, symbol=r.symbol, qty=signed, cash=-signed * r.price - r.fee
+                )
+            )
+        s = t.netting_savings
+        savings = {r.bar: (r.would_pay, r.fee_paid) for r in conn.execute(sa.select(s))}
+        g = t.gating
+        refusals = {
+            str(r[0]): int(r[1])
+            for r in conn.execute(
+                sa.select(g.c.reason, sa.func.count())
+                .where(g.c.reason.is_not(None))
+                .group_by(g.c.reason)
+            )
+        }
+    allocations = pd.DataFrame(
+        [
+            {
+                "date": a.date,
+                "strategy": a.strategy,
+                "capital": float(a.capital),
+                "final_weight": a.final_weight,
+                "breaker_state": a.breaker_state,
+                "benched": a.benched,
+            }
+            for a in store.allocations()
+        ],
+        columns=["date", "strategy", "capital", "final_weight", "breaker_state", "benched"],
+    )
+    events = pd.DataFrame(
+        [
+            {"date": e.date, "kind": e.kind, "strategy": e.strategy or "", "detail": e.detail}
+            for e in store.events()
+        ],
+        columns=["date", "kind", "strategy", "detail"],
+    )
+    returns = pd.DataFrame(
+        [{"date": r.date, "strategy": r.strategy, "return": r.value} for r in store.returns()],
+        columns=["date", "strategy", "return"],
+    ).astype({"return": "float64"})
+    symbols = {x.symbol for x in virtual} | {x.symbol for x in broker}
+    venues = {
+        m: instruments[m].routed_venue.value if m in instruments else "unknown" for m in symbols
+    }
+    return LedgerHistory(
+        bars=bars,
+        virtual_fills=virtual,
+        broker_fills=tuple(broker),
+        savings=savings,
+        prices={b: prices_of(b) for b in bars},
+        venues=venues,
+        allocations=allocations,
+        events=events,
+        returns=returns,
+        refusals=refusals,
+        total_capital=config.allocation.total_capital,
+    )
+
+
+class DashboardConfig(dg.Config):
+    """Where to write the HTML (empty: ``ALLOCATOR_DASHBOARD`` or ``out/dashboard.html``)."""
+
+    path: str = ""
+
+
+@dg.asset(group_name=GROUP, deps=["allocations", "pnl"], kinds={"plotly", "html"})
+def dashboard(
+    context: dg.AssetExecutionContext,
+    config: DashboardConfig,
+    ledger: LedgerResource,
+    settings: AllocatorSettings,
+    market: PricesResource,
+) -> dg.MaterializeResult[None]:
+    """One offline HTML page: book vs benchmarks, attributed P&L, allocations, rules, netting."""
+    allocator_config = settings.config()
+    with ledger.open() as store:
+        history = ledger_history(store, market.prices, settings.instruments(), allocator_config)
+    if not history.bars:
+        raise dg.Failure("the ledger has no recorded bar yet: run bar_job first")
+    html = build_dashboard(history, allocator_config, title="Allocator: unified P&L")
+    path = Path(config.path or default_dashboard_path())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    series = book_series(history)
+    pnl, perf = summary_frames(history, series)
+    book = perf.iloc[0]
+    context.log.info(f"dashboard of {len(history.bars)} bars written to {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "bars": len(history.bars),
+            "last_bar": history.bars[-1],
+            "book_pnl": float(series.book_pnl[-1]),
+            "book_equity": float(book["final_equity"]),
+            "book_sharpe": float(book["sharpe"]),
+            "book_max_drawdown": float(book["max_drawdown"]),
+            "netting_savings_total": float(series.savings_cum[-1]),
+            "fees_paid_total": float(series.fees_cum[-1]),
+            "attribution_unexplained": float(series.unexplained),
+            "attributed_pnl": dg.MetadataValue.md(
+                markdown_table(pnl.astype({"attributed_pnl": str}))
+            ),
+            "book_vs_benchmarks": dg.MetadataValue.md(markdown_table(perf)),
+        }
+    )
