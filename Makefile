@@ -43,6 +43,8 @@ types: install-dev
 
 unit: install-dev $(DAGSTER_HOME)/dagster.yaml
 	bash scripts/pg.sh start
+	bash scripts/chromium.sh
+	$(VENV)/bin/dagster definitions validate
 	ALLOCATOR_TEST_PG_URL="$$(bash scripts/pg.sh url)" $(VENV)/bin/pytest -q
 
 ## make bench: performance figures as JSON lines (ratios against baselines in the same run)
