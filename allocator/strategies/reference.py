@@ -9,8 +9,8 @@ name       rule
 ========== ================================================================================
 carry      low-volatility "carry-like" sleeve: at each month's first session, long the five
            stocks with the lowest 60-session volatility, inverse-vol weighted
-flow       turn-of-month seasonality: long the equal-weight basket over the last two and
-           first two sessions of each month, flat otherwise
+flow       turn-of-month seasonality: long the equal-weight basket from the 28th of each
+           month through the next month's second session, flat otherwise
 momentum   earnings-drift / momentum sleeve: at each month's first session, long the three
            stocks with the best 12-1 month return, equal weight
 news       short-term reversal ("news overreaction"): every five sessions, long the three
@@ -72,16 +72,11 @@ def _carry(data: SignalInputs) -> FloatArray:
 
 def _flow(data: SignalInputs) -> FloatArray:
     months = data.sessions.astype("datetime64[M]")
-    n = len(months)
-    rank_from_start = np.zeros(n, dtype=np.int64)
-    rank_from_end = np.zeros(n, dtype=np.int64)
-    for t in range(1, n):
+    day_of_month = (data.sessions - months.astype("datetime64[D]")).astype(np.int64) + 1
+    rank_from_start = np.zeros(len(months), dtype=np.int64)
+    for t in range(1, len(months)):
         rank_from_start[t] = rank_from_start[t - 1] + 1 if months[t] == months[t - 1] else 0
-    for t in range(n - 2, -1, -1):
-        rank_from_end[t] = rank_from_end[t + 1] + 1 if months[t] == months[t + 1] else 0
-    # The last session of the bundle ends no month we know of: count it as mid-month.
-    rank_from_end[n - 1] = 99
-    on = (rank_from_start < 2) | (rank_from_end < 2)
+    on = (rank_from_start < 2) | (day_of_month >= 28)
     m = data.closes.shape[1]
     return np.where(on[:, None], 1.0 / m, 0.0) * np.ones((1, m))
 
@@ -158,7 +153,7 @@ carry = ReferenceStrategy(
 )
 flow = ReferenceStrategy(
     name="flow",
-    description="turn-of-month: equal-weight basket over the month's last two and first two",
+    description="turn-of-month: equal-weight basket from the 28th to the second session",
     signal=_flow,
 )
 momentum = ReferenceStrategy(
