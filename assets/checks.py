@@ -75,12 +75,15 @@ def returns_quality(
 
 @dg.asset_check(asset="strategy_vols", blocking=True)
 def vols_quality(strategy_vols: pd.DataFrame) -> dg.AssetCheckResult:
-    """Vols are finite and > 0 wherever the 60-session window is complete."""
+    """Vols are finite and > 0 wherever the 60-session window is complete (exactly 0 where its
+    values are all equal, SPEC §2: such a strategy is simply not eligible)."""
     frame = strategy_vols.copy()
     v = frame["vol_60d"].to_numpy(dtype=float)
-    frame["vol_ok"] = ~frame["full_window"].to_numpy(dtype=bool) | (np.isfinite(v) & (v > 0))
+    flat = frame["all_equal"].to_numpy(dtype=bool)
+    positive = np.isfinite(v) & (v > 0)
+    frame["vol_ok"] = ~frame["full_window"].to_numpy(dtype=bool) | np.where(flat, v == 0, positive)
     return expect(
-        frame, [("true", "vol_ok"), ("between", "vol_60d", 1e-300, None)], description="vols"
+        frame, [("true", "vol_ok"), ("between", "vol_60d", 0.0, None)], description="vols"
     )
 
 

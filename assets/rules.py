@@ -123,6 +123,8 @@ def rule_set(
     vol_w = config.sizing.vol_window
     window = panel.values[max(0, t - vol_w + 1) : t + 1]
     full_window = (window.shape[0] == vol_w) & ~np.isnan(window).any(axis=0)
+    # SPEC §2: an all-equal window has vol 0 (not eligible); the vols check must allow it.
+    all_equal = full_window & np.all(window == window[-1:], axis=0)
 
     vols = pd.DataFrame(
         {
@@ -132,6 +134,7 @@ def rule_set(
             "sharpe_90d": result.sharpe[t],
             "mtd_return": result.mtd[t],
             "full_window": full_window,
+            "all_equal": all_equal,
         }
     )
     recomputes = [e for e in result.events if e.kind == "rebalance"]

@@ -180,3 +180,28 @@ def test_rule_checks_fail_on_bad_rows() -> None:
     result = multipliers_quality(breaker_multipliers=breaker, settings=settings)
     assert not result.passed
     assert "0.7" in _failing(result)
+
+
+def test_vols_check_allows_zero_only_on_an_all_equal_window() -> None:
+    from assets.checks import vols_quality
+
+    def frame(vols: list[float], flat: list[bool]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "date": "2024-01-02",
+                "strategy": ["a", "b", "c"],
+                "vol_60d": vols,
+                "sharpe_90d": [1.0, float("nan"), 0.5],
+                "mtd_return": [0.0, 0.0, 0.0],
+                "full_window": [True, True, False],
+                "all_equal": flat,
+            }
+        )
+
+    assert vols_quality(strategy_vols=frame([0.1, 0.0, float("nan")], [False, True, False])).passed
+    bad = vols_quality(strategy_vols=frame([0.0, 0.0, float("nan")], [False, True, False]))
+    assert not bad.passed
+    assert "vol_ok" in str(bad.metadata["failed_expectations"].value)
+    assert not vols_quality(
+        strategy_vols=frame([0.1, 0.2, float("nan")], [False, True, False])
+    ).passed
