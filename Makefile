@@ -27,9 +27,15 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-## make demo: the end-to-end demo on the bundled sample (no credentials, no servers)
+# The demo's state, shared by `make demo` (which writes it) and `make ui` (which shows it).
+DEMO_OUT := $(CURDIR)/out/demo
+DEMO_ENV := ALLOCATOR_LEDGER_URL=sqlite:///$(DEMO_OUT)/ledger.sqlite \
+	ALLOCATOR_PRICES=$(DEMO_OUT)/prices ALLOCATOR_DATA_DIR=$(DEMO_OUT)/dagster \
+	ALLOCATOR_INSTRUMENTS=$(DEMO_OUT)/instruments.csv ALLOCATOR_DASHBOARD=$(DEMO_OUT)/dashboard.html
+
+## make demo: six strategies on real S&P 500 history through the whole allocator (paper broker)
 demo: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/allocator replay allocator/data/sample_returns.csv --out out/demo
+	$(VENV)/bin/allocator demo --out out/demo
 
 ## make test: lint, types and the whole test suite (starts a local PostgreSQL for the ledger)
 test: install-dev lint types unit
@@ -53,7 +59,7 @@ bench: install-dev
 
 ## make ui: dagster dev on the project's persistent DAGSTER_HOME
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+	$(DEMO_ENV) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "allocator.replay_cli",
     "allocator.execution_cli",
     "allocator.broker_cli",
+    "allocator.demo_cli",
 )
 
 

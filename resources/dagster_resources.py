@@ -5,8 +5,9 @@ Locations come from the environment at definitions load (plain paths and URLs, n
 ``ALLOCATOR_CONFIG`` (TOML), ``ALLOCATOR_LEDGER_URL``, ``ALLOCATOR_DATA_DIR`` (Parquet assets),
 ``ALLOCATOR_RETURNS_SOURCE`` (a returns file ingested into the ledger on each rebalance),
 ``ALLOCATOR_PRICES`` (CSV ``symbol,price``: the bar's reference prices, or a folder of
-``<bar>.csv``), ``ALLOCATOR_BAR_DEADLINE_S`` (the bar sensor's deadline, default 60) and
-``ALLOCATOR_MAX_ABS_RETURN`` (the returns check's bound, default 0.5).
+``<bar>.csv``), ``ALLOCATOR_BAR_DEADLINE_S`` (the bar sensor's deadline, default 60),
+``ALLOCATOR_MAX_ABS_RETURN`` (the returns check's bound, default 0.5) and ``ALLOCATOR_INSTRUMENTS``
+(a symbol table CSV; default: the bundled one).
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ def default_resources(env: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "settings": AllocatorSettings(
             config_path=e.get("ALLOCATOR_CONFIG", ""),
+            instruments_path=e.get("ALLOCATOR_INSTRUMENTS", ""),
             bar_deadline_seconds=float(e.get("ALLOCATOR_BAR_DEADLINE_S", "60")),
             max_abs_daily_return=float(e.get("ALLOCATOR_MAX_ABS_RETURN", "0.5")),
         ),
