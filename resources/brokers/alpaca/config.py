@@ -7,20 +7,19 @@ URL (SPEC §8 live-mode guard).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 
-import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
-from allocator.orders import BrokerOrder, OrderRequest
 from resources.brokers.alpaca.client import AlpacaBroker
 from resources.brokers.common import TradingMode
+from resources.brokers.resource_base import BrokerResource
 
 __all__ = ["AlpacaBrokerResource"]
 
 
-class AlpacaBrokerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class AlpacaBrokerResource(BrokerResource):
     """Alpaca trading API (equities, ETFs); implements :class:`allocator.orders.Broker`."""
 
     api_key: str = Field(description="Alpaca key id; pass dg.EnvVar('ALPACA_API_KEY').")
@@ -30,43 +29,23 @@ class AlpacaBrokerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     timeout_s: float = Field(default=10.0, gt=0, description="Timeout of every request.")
     requests_per_minute: int = Field(default=200, ge=1)
 
-    _broker: AlpacaBroker | None = PrivateAttr(default=None)
-
     @property
     def name(self) -> str:
-        return AlpacaBroker.name
+        return AlpacaBroker.name  # a class attribute: no connection needed
 
     def broker(self) -> AlpacaBroker:
-        if self._broker is None:
-            self._broker = AlpacaBroker(
-                api_key=self.api_key,
-                secret_key=self.secret_key,
-                mode=self.mode,
-                base_url=self.base_url,
-                timeout_s=self.timeout_s,
-                requests_per_minute=self.requests_per_minute,
-            )
-        return self._broker
+        client: AlpacaBroker = super().broker()
+        return client
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._broker is not None:
-            self._broker.close()
-            self._broker = None
-
-    def submit(self, request: OrderRequest) -> BrokerOrder:
-        return self.broker().submit(request)
-
-    def lookup(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
-        return self.broker().lookup(symbol, client_order_id)
-
-    def open_orders(self) -> Sequence[BrokerOrder]:
-        return self.broker().open_orders()
-
-    def positions(self) -> Mapping[str, Decimal]:
-        return self.broker().positions()
-
-    def cancel(self, symbol: str, client_order_id: str) -> None:
-        self.broker().cancel(symbol, client_order_id)
+    def _build(self) -> AlpacaBroker:
+        return AlpacaBroker(
+            api_key=self.api_key,
+            secret_key=self.secret_key,
+            mode=self.mode,
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
+            requests_per_minute=self.requests_per_minute,
+        )
 
     def account(self) -> Mapping[str, Decimal]:
         return self.broker().account()

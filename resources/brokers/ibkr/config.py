@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from pydantic import Field
 
-import dagster as dg
-from pydantic import Field, PrivateAttr
-
-from allocator.orders import BrokerOrder, OrderRequest
 from resources.brokers.common import TradingMode
 from resources.brokers.ibkr.client import IbkrBroker
+from resources.brokers.resource_base import BrokerResource
 
 __all__ = ["IbkrBrokerResource"]
 
 
-class IbkrBrokerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class IbkrBrokerResource(BrokerResource):
     """TWS / IB Gateway (futures, forex, equities); implements :class:`Broker`."""
 
     host: str = Field(default="127.0.0.1", description="IB_HOST")
@@ -25,40 +21,20 @@ class IbkrBrokerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     timeout_s: float = Field(default=10.0, gt=0)
     account: str = Field(default="", description="Account id; default: the first managed one.")
 
-    _broker: IbkrBroker | None = PrivateAttr(default=None)
-
     @property
     def name(self) -> str:
-        return IbkrBroker.name
+        return IbkrBroker.name  # a class attribute: no connection needed
 
     def broker(self) -> IbkrBroker:
-        if self._broker is None:
-            self._broker = IbkrBroker(
-                host=self.host,
-                port=self.port,
-                client_id=self.client_id,
-                mode=self.mode,
-                timeout_s=self.timeout_s,
-                account=self.account,
-            )
-        return self._broker
+        client: IbkrBroker = super().broker()
+        return client
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._broker is not None:
-            self._broker.close()
-            self._broker = None
-
-    def submit(self, request: OrderRequest) -> BrokerOrder:
-        return self.broker().submit(request)
-
-    def lookup(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
-        return self.broker().lookup(symbol, client_order_id)
-
-    def open_orders(self) -> Sequence[BrokerOrder]:
-        return self.broker().open_orders()
-
-    def positions(self) -> Mapping[str, Decimal]:
-        return self.broker().positions()
-
-    def cancel(self, symbol: str, client_order_id: str) -> None:
-        self.broker().cancel(symbol, client_order_id)
+    def _build(self) -> IbkrBroker:
+        return IbkrBroker(
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            mode=self.mode,
+            timeout_s=self.timeout_s,
+            account=self.account,
+        )
