@@ -22,7 +22,7 @@ def test_daemon_runs_three_bars_then_a_reexecution_is_safe(
 ) -> None:
     home = tmp_path / "dagster_home"
     prepare_home(home)
-    env = live_env(home, world.env)
+    env = live_env(home, world.env, interval_s=1)  # every daemon loop evaluates the sensor
     for key in ("DAGSTER_HOME", *world.env):
         monkeypatch.setenv(key, env[key])
     with dg.DagsterInstance.get() as instance:

@@ -4,6 +4,9 @@ Dagster's real re-execution API never sends a second order nor counts a fill twi
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+import uuid
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -17,6 +20,12 @@ from pipelines.schedules import rebalance_schedule
 from pipelines.sensors import bar_sensor
 
 NY = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(autouse=True)
+def _no_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sensor answers at once unless a test asks it to watch the inbox."""
+    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_HOLD", "0")
 
 
 def test_schedule_runs_once_per_session_and_skips_holidays() -> None:
@@ -89,14 +98,60 @@ def test_sensor_waits_for_every_active_strategy_then_one_run_per_bar(
             )
     finally:
         ledger.close()
+    # Two bars are ready: one request at a time (runs never overlap), in bar order.
     result, _ = _sensor(world, instance, None, bar_deadline_seconds=3600)
     assert isinstance(result, dg.SensorResult)
-    assert [r.run_key for r in result.run_requests] == list(BARS[:2])
-    assert [r.tags["allocator/bar"] for r in result.run_requests] == list(BARS[:2])
-    assert result.cursor == BARS[1]
+    assert [r.run_key for r in result.run_requests] == [BARS[0]]
+    assert [r.tags["allocator/bar"] for r in result.run_requests] == [BARS[0]]
+    assert result.run_requests[0].tags["allocator/lane"] == "bar"
+    assert result.cursor == BARS[0]
+    # While a bar-lane run is queued or in progress, the next bar waits for it.
+    running = _bar_run(instance, BARS[0], dg.DagsterRunStatus.STARTED)
+    waiting, _ = _sensor(world, instance, BARS[0], bar_deadline_seconds=3600)
+    assert isinstance(waiting, dg.SkipReason)
+    assert running in str(waiting.skip_message)
+    instance.report_run_failed(instance.get_run_by_id(running))  # the run ended (any status)
+    second, _ = _sensor(world, instance, BARS[0], bar_deadline_seconds=3600)
+    assert [r.run_key for r in second.run_requests] == [BARS[1]]
+    assert second.cursor == BARS[1]
     # The cursor moves on: the same bars are not requested again.
     again, _ = _sensor(world, instance, BARS[1], bar_deadline_seconds=3600)
     assert isinstance(again, dg.SkipReason)
+
+
+def _bar_run(instance: dg.DagsterInstance, bar: str, status: dg.DagsterRunStatus) -> str:
+    run = dg.DagsterRun(
+        job_name="bar_job",
+        run_id=str(uuid.uuid4()),
+        status=status,
+        tags={"allocator/bar": bar, "allocator/lane": "bar"},
+    )
+    instance.add_run(run)
+    return run.run_id
+
+
+def test_a_held_evaluation_answers_as_soon_as_the_bar_is_complete(
+    world: World, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _rebalance(world, instance)
+    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_HOLD", "4")
+    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_POLL", "0.05")
+    late = threading.Timer(0.5, submit_bar, args=(world, BARS[0]))
+    started = time.monotonic()
+    late.start()
+    try:
+        result, _ = _sensor(world, instance, None, bar_deadline_seconds=3600)
+    finally:
+        late.join()
+    elapsed = time.monotonic() - started
+    assert [r.run_key for r in result.run_requests] == [BARS[0]]
+    assert 0.5 <= elapsed < 2.0
+    # Nothing more arrives: the evaluation gives up after its hold (one daemon loop).
+    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_HOLD", "0.5")
+    started = time.monotonic()
+    idle, _ = _sensor(world, instance, BARS[0], bar_deadline_seconds=3600)
+    assert isinstance(idle, dg.SkipReason)
+    assert 0.4 <= time.monotonic() - started < 1.5
 
 
 def dg_qty():  # type: ignore[no-untyped-def]
