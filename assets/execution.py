@@ -16,6 +16,7 @@ from allocator.execution.bar import plan_bar, run_bar
 from allocator.execution.records import Bar, parse_bar
 from assets._gx import markdown_table
 from assets.guard import require_checked_allocation
+from resources.brokers.reconcile_ledger import reconcile_at_start
 from resources.dagster_resources import (
     AllocatorSettings,
     LedgerResource,
@@ -65,6 +66,28 @@ def _plan(
     )
 
 
+def _reconcile_venues(
+    context: dg.AssetExecutionContext,
+    bar: Bar,
+    store: Any,
+    paper: PaperBrokerResource,
+    settings: AllocatorSettings,
+) -> None:
+    """Startup reconciliation (SPEC §9), before anything is planned: a venue that differs from
+    the ledger is halted for new entries (recorded in the ledger, shown by the
+    ``venues_reconciled`` check); the plan and ``run_bar`` read the halts from the ledger."""
+    brokers = paper.brokers(store, settings.instruments())
+    reconciled = reconcile_at_start(store, brokers, source=f"bar_job {bar.key}")
+    for venue, outcome in sorted(reconciled.items()):
+        if isinstance(outcome, str):
+            context.log.info(f"reconciliation of {venue} {outcome}")
+        elif not outcome.record.ok:
+            context.log.warning(
+                f"{venue} differs from the ledger: new entries halted "
+                f"({len(outcome.record.differences)} differences)"
+            )
+
+
 @dg.asset(group_name=GROUP, deps=["allocations"], kinds={"pandas", "sqlite"})
 def bar_intents(
     context: dg.AssetExecutionContext, ledger: LedgerResource
@@ -101,12 +124,14 @@ def gated_intents(
     ledger: LedgerResource,
     settings: AllocatorSettings,
     market: PricesResource,
+    paper: PaperBrokerResource,
 ) -> dg.MaterializeResult[pd.DataFrame]:
     """Every intent's accepted quantity against its strategy's budget, with the reason of any
     cut."""
     require_checked_allocation(context)
     bar = bar_of(context)
     with ledger.open() as store:
+        _reconcile_venues(context, bar, store, paper, settings)
         plan = _plan(bar, store, settings, market)
     gated = plan.gated()
     frame = pd.DataFrame(

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from allocator.orders import OrderState, Venue
-from resources.brokers.reconcile import ExpectedOrder, ReconciliationReport
+from resources.brokers.reconcile import ExpectedOrder, ReconciliationReport, reconcile
 
 if TYPE_CHECKING:
     from resources.ledger import Ledger, ReconciliationRecord
@@ -31,9 +31,11 @@ __all__ = [
     "HaltCheck",
     "LedgerExpectation",
     "RecordedReconciliation",
+    "expectation_of",
     "halt_check",
     "ledger_expectation",
     "ledger_url",
+    "reconcile_at_start",
     "record_report",
 ]
 
@@ -57,16 +59,23 @@ def ledger_url(url: str | None = None) -> str:
 
 
 def ledger_expectation(venue: Venue | str, url: str | None = None) -> LedgerExpectation:
+    """What the ledger at ``url`` (opened and closed here) expects at ``venue``."""
     from resources.ledger import Ledger
 
-    venue = Venue(venue)
     url = ledger_url(url)
     ledger = Ledger(url)
     try:
-        journal = ledger.orders()
-        virtual = ledger.positions()
+        source = url.split("://", 1)[0] + "://…" if "@" in url else url
+        return expectation_of(ledger, venue, source=source)
     finally:
         ledger.close()
+
+
+def expectation_of(ledger: Ledger, venue: Venue | str, *, source: str = "") -> LedgerExpectation:
+    """What an open ledger expects at ``venue`` (positions, open and in-flight orders)."""
+    venue = Venue(venue)
+    journal = ledger.orders()
+    virtual = ledger.positions()
     symbols = {str(o["symbol"]) for o in journal if o["venue"] == venue.value}
     positions: dict[str, Decimal] = {}
     for (_strategy, symbol), qty in virtual.items():
@@ -88,7 +97,6 @@ def ledger_expectation(venue: Venue | str, url: str | None = None) -> LedgerExpe
         for o in journal
         if o["venue"] == venue.value and o["state"] in _UNCERTAIN
     )
-    source = url.split("://", 1)[0] + "://…" if "@" in url else url
     return LedgerExpectation(
         positions=positions, open_orders=open_orders, uncertain=uncertain, source=source
     )
@@ -160,3 +168,32 @@ def halt_check(halts: Mapping[str, ReconciliationRecord]) -> HaltCheck:
             "detail": "\n".join(lines),
         },
     )
+
+
+def reconcile_at_start(
+    ledger: Ledger, brokers: Mapping[Venue, Any], *, source: str
+) -> dict[str, RecordedReconciliation | str]:
+    """Reconcile every venue in ``brokers`` against ``ledger`` before a bar trades (SPEC §9)
+    and record each outcome: a difference halts new entries there, a clean one clears a halt.
+
+    A venue with orders still in flight in the journal (``pending_submit`` or ``unknown``: a
+    crash between sending and recording) is not compared yet: its position legitimately differs
+    until the bar resolves those orders by lookup, and a halt then would block the very
+    recovery that settles it. Such venues map to the reason they were skipped.
+    """
+    outcome: dict[str, RecordedReconciliation | str] = {}
+    for venue, broker in brokers.items():
+        expected = expectation_of(ledger, venue, source=source)
+        if expected.uncertain:
+            outcome[venue.value] = f"skipped: {len(expected.uncertain)} order(s) in flight"
+            continue
+        report = reconcile(
+            venue.value,
+            venue_positions=broker.positions(),
+            venue_open_orders=broker.open_orders(),
+            ledger_positions=expected.positions,
+            ledger_open_orders=expected.open_orders,
+            ledger_uncertain=expected.uncertain,
+        )
+        outcome[venue.value] = record_report(ledger, venue, report, source=source)
+    return outcome
