@@ -15,7 +15,6 @@ import pandas as pd
 from allocator.breaker import BreakerState
 from allocator.data import build_panel, load_returns, validate_returns
 from allocator.execution.inbox import ReturnRow
-from allocator.replay import replay
 from assets._gx import markdown_table
 from resources.dagster_resources import AllocatorSettings, LedgerResource
 
@@ -101,6 +100,8 @@ def rule_set(
     context: dg.AssetExecutionContext, returns: pd.DataFrame, settings: AllocatorSettings
 ) -> Any:
     """One replay of the history decides vols, weights, flags and breaker states (SPEC §2-§6)."""
+    from allocator.replay import replay  # numba kernels: loaded by the rebalance only, not per bar
+
     config = settings.config()
     frame = validate_returns(returns, "ledger:daily_returns")
     panel = build_panel(frame, config.calendar.name)

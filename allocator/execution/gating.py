@@ -14,12 +14,12 @@ same code on Python integers when the figures would not fit in 62 bits.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, cast
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -104,9 +104,17 @@ def _gate_kernel(
     return accepted, reason
 
 
-_gate_compiled = cast(
-    Callable[..., tuple[Any, Any]], numba.njit(cache=True, nogil=True)(_gate_kernel)
-)
+# Below this many intents the kernel runs as plain Python: the same code, the same int64
+# arithmetic (``fits`` rules out overflow), and no numba import or dispatch in a fresh process,
+# which costs more (~0.6 s in a new Dagster run worker) than a small bar's whole gating.
+SMALL_BAR_INTENTS = 2048
+
+
+@functools.cache
+def _gate_compiled() -> Callable[..., tuple[Any, Any]]:
+    import numba
+
+    return cast(Callable[..., tuple[Any, Any]], numba.njit(cache=True, nogil=True)(_gate_kernel))
 
 
 def _scale(values: list[Decimal]) -> int:
@@ -193,8 +201,8 @@ def gate(
         gross,
         unpriced,
     )
-    if fits:
-        accepted, reason = _gate_compiled(*args)
+    if fits and book.n_intents >= SMALL_BAR_INTENTS:
+        accepted, reason = _gate_compiled()(*args)
     else:
         accepted, reason = _gate_kernel(*args)
     return GateResult(
