@@ -253,10 +253,13 @@ def comparison(history: LedgerHistory, series: BookSeries) -> dict[str, FloatArr
     book = np.array([capital] + [capital + float(p) for p in series.book_pnl])
     wide = _returns_wide(history, series.bars).fillna(0.0)
     ew = capital * np.concatenate([[1.0], np.cumprod(1.0 + wide.mean(axis=1).to_numpy())])
-    sharpe = wide.mean() / wide.std(ddof=1)
-    best = str(sharpe.idxmax())
-    single = capital * np.concatenate([[1.0], np.cumprod(1.0 + wide[best].to_numpy())])
-    return {"book": book, "equal weight": ew, f"best single ({best})": single}
+    curves = {"book": book, "equal weight": ew}
+    sharpe = (wide.mean() / wide.std(ddof=1)).dropna()
+    if not sharpe.empty:  # no defined Sharpe yet (returns not reported for these bars): no best
+        best = str(sharpe.idxmax())
+        single = capital * np.concatenate([[1.0], np.cumprod(1.0 + wide[best].to_numpy())])
+        curves[f"best single ({best})"] = single
+    return curves
 
 
 def flagged_pairs(history: LedgerHistory, config: AllocatorConfig) -> pd.DataFrame:

@@ -137,6 +137,9 @@ class DashboardConfig(dg.Config):
     path: str = ""
 
 
+MIN_BARS = 3
+
+
 @dg.asset(group_name=GROUP, deps=["allocations", "pnl"], kinds={"plotly", "html"})
 def dashboard(
     context: dg.AssetExecutionContext,
@@ -149,8 +152,13 @@ def dashboard(
     allocator_config = settings.config()
     with ledger.open() as store:
         history = ledger_history(store, market.prices, settings.instruments(), allocator_config)
-    if not history.bars:
-        raise dg.Failure("the ledger has no recorded bar yet: run bar_job first")
+    if len(history.bars) < MIN_BARS:
+        # Before the third bar there is no curve to draw (returns, volatility and Sharpe need
+        # three points): say so rather than fail the rebalance or the bar that ran it.
+        context.log.info(f"{len(history.bars)} bar(s) recorded: the dashboard starts at {MIN_BARS}")
+        return dg.MaterializeResult(
+            metadata={"bars": len(history.bars), "status": f"fewer than {MIN_BARS} bars"}
+        )
     html = build_dashboard(history, allocator_config, title="Allocator: unified P&L")
     path = Path(config.path or default_dashboard_path())
     path.parent.mkdir(parents=True, exist_ok=True)
