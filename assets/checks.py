@@ -224,9 +224,8 @@ def _lot_multiple(qty: str, lot: Decimal | None) -> bool:
     return q != 0 and q % lot == 0
 
 
-@dg.asset_check(asset="bar_intents", blocking=True)
 def intents_quality(
-    context: dg.AssetCheckExecutionContext,
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
     bar_intents: pd.DataFrame,
     settings: AllocatorSettings,
     ledger: LedgerResource,
@@ -255,7 +254,6 @@ def intents_quality(
     )
 
 
-@dg.asset_check(asset="gated_intents", blocking=True)
 def gated_quality(gated_intents: pd.DataFrame, settings: AllocatorSettings) -> dg.AssetCheckResult:
     """Accepted never exceeds requested (same sign); every cut has one known reason."""
     frame = gated_intents.copy()
@@ -280,7 +278,6 @@ def gated_quality(gated_intents: pd.DataFrame, settings: AllocatorSettings) -> d
     )
 
 
-@dg.asset_check(asset="netted_orders", blocking=True)
 def netted_quality(netted_orders: pd.DataFrame, settings: AllocatorSettings) -> dg.AssetCheckResult:
     """Each net equals the sum of its accepted intents; positive lot multiples; routable;
     notional under the per-order cap."""

@@ -103,3 +103,26 @@ def test_a_failed_allocation_published_in_an_earlier_run_blocks_bars(
         assert ledger.orders() == []
     finally:
         ledger.close()
+
+
+def test_a_failing_bar_path_check_stops_the_orders(
+    world: World, instance: dg.DagsterInstance
+) -> None:
+    # The per-bar checks up to the broker run inside their assets (check_specs): a failing one
+    # must still block every step after it in the same run.
+    defs = build_definitions(world.resources())
+    assert _run(defs, "rebalance_job", instance).success
+    capped = build_definitions(world.resources(max_order_notional=1.0))
+    submit_bar(world, BARS[0])
+    bar = _run(capped, "bar_job", instance, **{"allocator/bar": BARS[0]})
+    assert not bar.success
+    assert _checks(bar)["netted_quality"] is False
+    stored = {e.asset_key.to_user_string() for e in bar.get_asset_materialization_events()}
+    assert "netted_orders" in stored  # the failing asset is still stored, for inspection
+    started = {e.step_key for e in bar.all_events if e.event_type_value == "STEP_START"}
+    assert "submitted_orders" not in started
+    ledger = world.ledger()
+    try:
+        assert ledger.orders() == []
+    finally:
+        ledger.close()
