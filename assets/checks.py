@@ -224,8 +224,9 @@ def _lot_multiple(qty: str, lot: Decimal | None) -> bool:
     return q != 0 and q % lot == 0
 
 
+@dg.asset_check(asset="bar_intents", blocking=True)
 def intents_quality(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    context: dg.AssetCheckExecutionContext,
     bar_intents: pd.DataFrame,
     settings: AllocatorSettings,
     ledger: LedgerResource,
@@ -254,6 +255,7 @@ def intents_quality(
     )
 
 
+@dg.asset_check(asset="gated_intents", blocking=True)
 def gated_quality(gated_intents: pd.DataFrame, settings: AllocatorSettings) -> dg.AssetCheckResult:
     """Accepted never exceeds requested (same sign); every cut has one known reason."""
     frame = gated_intents.copy()
@@ -278,6 +280,7 @@ def gated_quality(gated_intents: pd.DataFrame, settings: AllocatorSettings) -> d
     )
 
 
+@dg.asset_check(asset="netted_orders", blocking=True)
 def netted_quality(netted_orders: pd.DataFrame, settings: AllocatorSettings) -> dg.AssetCheckResult:
     """Each net equals the sum of its accepted intents; positive lot multiples; routable;
     notional under the per-order cap."""

@@ -88,57 +88,10 @@ def _reconcile_venues(
             )
 
 
-# The checks on the bar's path up to the broker run inside their assets (``check_specs``):
-# as separate steps each cost a bar run ~0.1 s of step start-up and event-log writes before
-# the orders go out. Same names, same blocking semantics, same results as separate checks.
-BAR_PATH_CHECKS = {
-    "bar_intents": dg.AssetCheckSpec(
-        "intents_quality",
-        asset="bar_intents",
-        blocking=True,
-        description="Known strategies and symbols, lot multiples, unique ids, one bar.",
-    ),
-    "gated_intents": dg.AssetCheckSpec(
-        "gated_quality",
-        asset="gated_intents",
-        blocking=True,
-        description="Accepted never exceeds requested (same sign); every cut has one reason.",
-    ),
-    "netted_orders": dg.AssetCheckSpec(
-        "netted_quality",
-        asset="netted_orders",
-        blocking=True,
-        description="Each net is the sum of its accepted intents; positive lot multiples; "
-        "routable; notional under the per-order cap.",
-    ),
-}
-
-
-def as_check_of(asset: str, result: dg.AssetCheckResult) -> dg.AssetCheckResult:
-    """``result`` (of one of the functions below) as the evaluation of ``asset``'s spec."""
-    spec = BAR_PATH_CHECKS[asset]
-    return dg.AssetCheckResult(
-        asset_key=spec.asset_key,
-        check_name=spec.name,
-        passed=result.passed,
-        metadata=result.metadata,
-        description=result.description,
-    )
-
-
-def _bar_check(asset: str) -> list[dg.AssetCheckSpec]:
-    return [BAR_PATH_CHECKS[asset]]
-
-
-@dg.asset(
-    group_name=GROUP,
-    deps=["allocations"],
-    kinds={"pandas", "sqlite"},
-    check_specs=_bar_check("bar_intents"),
-)
+@dg.asset(group_name=GROUP, deps=["allocations"], kinds={"pandas", "sqlite"})
 def bar_intents(
-    context: dg.AssetExecutionContext, ledger: LedgerResource, settings: AllocatorSettings
-):  # no return annotation: with check_specs Dagster reads one as the outputs
+    context: dg.AssetExecutionContext, ledger: LedgerResource
+) -> dg.MaterializeResult[pd.DataFrame]:
     """The strategies' intents for this bar, from the ledger's inbox."""
     bar = bar_of(context)
     with ledger.open() as store:
@@ -154,9 +107,6 @@ def bar_intents(
         },
         columns=["intent_id", "strategy", "symbol", "asset_class", "qty", "bar"],
     )
-    from assets.checks import intents_quality
-
-    check = intents_quality(context, frame, settings, ledger)
     return dg.MaterializeResult(
         value=frame,
         metadata={
@@ -164,11 +114,10 @@ def bar_intents(
             "bar": bar.key,
             "strategies_submitted": int(frame["strategy"].nunique()),
         },
-        check_results=[as_check_of("bar_intents", check)],
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, check_specs=_bar_check("gated_intents"))
+@dg.asset(group_name=GROUP, kinds={"pandas"})
 def gated_intents(
     context: dg.AssetExecutionContext,
     bar_intents: pd.DataFrame,
@@ -176,7 +125,7 @@ def gated_intents(
     settings: AllocatorSettings,
     market: PricesResource,
     paper: PaperBrokerResource,
-):  # no return annotation: with check_specs Dagster reads one as the outputs
+) -> dg.MaterializeResult[pd.DataFrame]:
     """Every intent's accepted quantity against its strategy's budget, with the reason of any
     cut."""
     require_checked_allocation(context)
@@ -208,8 +157,6 @@ def gated_intents(
         ],
     )
     cut = frame[frame["reason"].notna()]
-    from assets.checks import gated_quality
-
     return dg.MaterializeResult(
         value=frame,
         metadata={
@@ -218,18 +165,17 @@ def gated_intents(
             "cut_or_refused": len(cut),
             "cuts": dg.MetadataValue.md(markdown_table(cut)),
         },
-        check_results=[as_check_of("gated_intents", gated_quality(frame, settings))],
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"}, check_specs=_bar_check("netted_orders"))
+@dg.asset(group_name=GROUP, kinds={"pandas"})
 def netted_orders(
     context: dg.AssetExecutionContext,
     gated_intents: pd.DataFrame,
     ledger: LedgerResource,
     settings: AllocatorSettings,
     market: PricesResource,
-):  # no return annotation: with check_specs Dagster reads one as the outputs
+) -> dg.MaterializeResult[pd.DataFrame]:
     """One net order per symbol: the sum of the strategies' accepted quantities."""
     bar = bar_of(context)
     with ledger.open() as store:
@@ -275,8 +221,6 @@ def netted_orders(
     frame = pd.DataFrame(rows, columns=columns)
     gross = sum((Decimal(q).copy_abs() for q in accepted["accepted_qty"]), Decimal(0))
     net = sum((Decimal(q) for q in frame["qty"]), Decimal(0))
-    from assets.checks import netted_quality
-
     return dg.MaterializeResult(
         value=frame,
         metadata={
@@ -287,7 +231,6 @@ def netted_orders(
             "net_order_qty": float(net),
             "total_notional": float(frame["notional"].sum()) if len(frame) else 0.0,
         },
-        check_results=[as_check_of("netted_orders", netted_quality(frame, settings))],
     )
 
 
