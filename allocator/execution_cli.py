@@ -37,7 +37,7 @@ from allocator.execution.records import (
     StrategyBudget,
     parse_bar,
 )
-from allocator.orders import OrderRequest, Venue, submit_idempotently
+from allocator.orders import Venue, submit_idempotently
 
 __all__ = ["register"]
 
@@ -282,15 +282,7 @@ def _net(args: argparse.Namespace) -> int:
     for order in plan.orders:
         outcome = submit_idempotently(
             brokers[order.venue],
-            OrderRequest(
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                asset_class=order.asset_class,
-                side=order.side,
-                qty=order.qty,
-                venue=order.venue,
-                reference_price=order.reference_price,
-            ),
+            order.request(),
             lookups=0,
         )
         placed = outcome.order

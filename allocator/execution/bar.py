@@ -49,7 +49,6 @@ from allocator.orders import (
     AssetClass,
     Broker,
     BrokerOrder,
-    OrderRequest,
     OrderState,
     Side,
     SubmitOutcome,
@@ -627,15 +626,7 @@ def run_bar(
         broker = brokers.get(order.venue)
         if broker is None:
             raise BarIncompleteError(f"bar {bar}: no broker for venue {order.venue}")
-        request = OrderRequest(
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            asset_class=order.asset_class,
-            side=order.side,
-            qty=order.qty,
-            venue=order.venue,
-            reference_price=order.reference_price,
-        )
+        request = order.request()
         outcome = submit_idempotently(broker, request, lookups=lookups, delay_s=lookup_delay_s)
         found = outcome.order
         if found is not None and not found.state.is_final:

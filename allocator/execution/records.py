@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, Inexact
 
-from allocator.orders import AssetClass, Side, Venue
+from allocator.orders import AssetClass, OrderRequest, Side, Venue
 
 __all__ = [
     "Bar",
@@ -162,6 +162,18 @@ class NetOrder:
     buy_qty: Decimal
     sell_qty: Decimal
     sent: bool = True
+
+    def request(self) -> OrderRequest:
+        """The market order to send for this net order."""
+        return OrderRequest(
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            asset_class=self.asset_class,
+            side=self.side,
+            qty=self.qty,
+            venue=self.venue,
+            reference_price=self.reference_price,
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
