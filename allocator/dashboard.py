@@ -26,7 +26,6 @@ import pandas as pd
 
 from allocator.config import AllocatorConfig
 from allocator.data import build_panel, validate_returns
-from allocator.replay import replay
 
 __all__ = [
     "BookSeries",
@@ -265,6 +264,10 @@ def comparison(history: LedgerHistory, series: BookSeries) -> dict[str, FloatArr
 def flagged_pairs(history: LedgerHistory, config: AllocatorConfig) -> pd.DataFrame:
     """Sessions on which each pair was flagged (SPEC §3), replayed from the stored returns with
     the same engine: columns ``date, pair, corr_90d``."""
+    # Imported here: the replay engine pulls in numba (~0.25 s), and this module is loaded by
+    # the code location that every bar run starts with, before its orders go out.
+    from allocator.replay import replay
+
     frame = validate_returns(history.returns, "ledger:daily_returns")
     panel = build_panel(frame, config.calendar.name)
     rows: list[tuple[str, str, float]] = []
