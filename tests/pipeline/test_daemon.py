@@ -1,6 +1,7 @@
 """End to end through a real ``dagster-daemon`` on a temporary ``DAGSTER_HOME`` (the committed
 ``dagster.yaml``): the bar sensor launches one run per bar for three bars, runs never overlap,
-and re-executing one of them sends nothing twice."""
+the warm run launcher starts all but the first in a worker started in advance, and
+re-executing one of them sends nothing twice."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pipeline import _jobs
 from pipeline.live import daemon, live_env, prepare_home, runs_for_bar, wait_for_bar
 from pipeline.world import BARS, World, submit_bar
 from pipelines.definitions import build_definitions
+from pipelines.run_launcher import PID_TAG, START_TAG
 
 
 @pytest.mark.slow
@@ -36,6 +38,10 @@ def test_daemon_runs_three_bars_then_a_reexecution_is_safe(
                 assert proc.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
         for bar in BARS[:3]:
             assert len(runs_for_bar(instance, bar)) == 1  # run_key = bar: one run per bar
+        # dagster.yaml's WarmRunLauncher: the daemon's first bar run starts cold, later ones in
+        # the spare worker it started meanwhile, each in a process of its own.
+        assert [r.tags[START_TAG] for r in runs] == ["cold", "warm", "warm"]
+        assert len({r.tags[PID_TAG] for r in runs}) == 3
         records = instance.get_run_records(filters=dg.RunsFilter(run_ids=[r.run_id for r in runs]))
         spans = sorted((r.start_time, r.end_time) for r in records)
         assert all(s[0] is not None and s[1] is not None for s in spans)

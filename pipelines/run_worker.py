@@ -1,0 +1,101 @@
+"""A Dagster run worker that is started before its run (``python -m pipelines.run_worker``).
+
+Dagster starts every run in a fresh process that imports Dagster and then the code location,
+about 1.7 s on a 2-core machine before the run's first step. :class:`~pipelines.run_launcher.
+WarmRunLauncher` keeps one of these workers waiting instead, with that work already done, and
+hands it the next bar run. The run itself is executed by Dagster's own run-worker code, the body
+of ``dagster api execute_run``: the only thing this module changes is *when* the imports happen.
+
+Protocol on standard input, one line each:
+
+1. the serialized ``RepositoryPythonOrigin`` of the code location to load in advance;
+2. the serialized ``ExecuteRunArgs`` of the run to execute.
+
+End of input instead of line 2 (the launcher discarded the spare or its process ended) makes the
+worker exit without doing anything. A worker whose code is out of date when its run arrives
+(a module of the code location changed on disk after it was imported, e.g. while ``dagster dev``
+reloads) or whose advance load failed does not run stale or broken code: it replaces itself
+(``exec``, same pid) with the stock ``dagster api execute_run``, which loads the code afresh and
+reports any load error in the run's own event log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+
+EXECUTE_RUN_ARGS_ENV = "DAGSTER_EXECUTE_RUN_ARGS"  # the env var ``dagster api execute_run`` reads
+
+
+def stale_modules(modules: Iterable[object], root: Path, loaded_at: float) -> list[str]:
+    """Names of the ``modules`` whose source file lies under ``root`` and changed on disk after
+    ``loaded_at`` (a ``time.time()`` taken before they were imported)."""
+    root = root.resolve()
+    stale = []
+    for module in modules:
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        try:
+            file = Path(path).resolve()
+            if not file.is_relative_to(root) or ".venv" in file.parts:
+                continue
+            if file.stat().st_mtime > loaded_at:
+                stale.append(str(getattr(module, "__name__", file)))
+        except OSError:  # deleted or unreadable since the import: out of date too
+            stale.append(str(getattr(module, "__name__", path)))
+    return stale
+
+
+def _cold_start(execute_run_args: str) -> None:
+    """Become ``dagster api execute_run`` (same pid, fresh interpreter, code loaded anew)."""
+    env = dict(os.environ)
+    env[EXECUTE_RUN_ARGS_ENV] = execute_run_args
+    argv = [sys.executable, "-m", "dagster", "api", "execute_run"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
+
+
+def main() -> None:
+    first = sys.stdin.readline()
+    if not first.strip():
+        return
+    root = Path.cwd()
+    loaded_at = time.time()
+    preload_error = None
+    try:
+        from dagster._cli.api import execute_run_command  # the body Dagster's own worker runs
+        from dagster._core.origin import RepositoryPythonOrigin
+        from dagster._serdes import deserialize_value
+        from dagster._utils.hosted_user_process import recon_repository_from_origin
+
+        origin = deserialize_value(first.strip(), RepositoryPythonOrigin)
+        if origin.code_pointer.working_directory:
+            root = Path(origin.code_pointer.working_directory)
+        recon_repository_from_origin(origin).get_definition()
+    except Exception:  # reported here, then by the stock worker in the run's own events
+        preload_error = traceback.format_exc()
+        print(f"pipelines.run_worker: advance load failed:\n{preload_error}", file=sys.stderr)
+
+    line = sys.stdin.readline().strip()
+    if not line:
+        return  # no run for this spare
+    if preload_error is not None:
+        _cold_start(line)
+    stale = stale_modules(list(sys.modules.values()), root, loaded_at)
+    if stale:
+        print(
+            f"pipelines.run_worker: code changed since load ({stale[:5]}): cold start",
+            file=sys.stderr,
+        )
+        _cold_start(line)
+    execute_run_command.callback(line, None)  # type: ignore[misc]
+
+
+if __name__ == "__main__":
+    main()
