@@ -12,8 +12,12 @@ artefact of that phase). Latency = acknowledgement -
 last intent written, p50 over ``BENCH_BARS`` (default 10) bars, once with ``bar_job``
 (in-process executor) and once with the same graph on Dagster's default multiprocess executor
 (``bar_job_multiprocess``), each on its own temporary ``DAGSTER_HOME`` with the committed
-``dagster.yaml``. The sensor wait (intent written -> run created) is reported separately, and so
-is the latency after the sensor (run created -> acknowledged).
+``dagster.yaml``. Both go through that file's ``WarmRunLauncher`` (``pipelines/run_launcher.py``:
+the daemon's first bar run starts cold, later ones in a worker that loaded the code in
+advance; ``warm_starts`` counts them). The sensor wait (intent written -> run created) is
+reported separately, and so is the latency after the sensor (run created -> acknowledged).
+A third pass runs ``bar_job`` with Dagster's stock ``DefaultRunLauncher`` (the same
+``dagster.yaml`` without ``run_launcher``), to show what the warm launcher is worth.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "tests"))  # the pipeline tests' world and live harness
 
 import dagster as dg  # noqa: E402
+import yaml  # noqa: E402
 from pipeline.live import daemon, live_env, prepare_home, wait_for_bar  # noqa: E402
 from pipeline.world import World, submit_bar, write_world  # noqa: E402
 
 from allocator.calendar import SessionCalendar  # noqa: E402
 from allocator.execution.records import parse_bar  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
+from pipelines.run_launcher import START_TAG  # noqa: E402
 
 N_BARS = int(os.environ.get("BENCH_BARS", "10"))
 BASELINE = os.environ.get("BENCH_BASELINE", "1") == "1"  # 0: skip the multiprocess baseline
@@ -68,15 +74,19 @@ def _utc(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-def measure(job_name: str, root: Path) -> dict[str, list[float]]:
+def measure(job_name: str, root: Path, default_launcher: bool = False) -> dict[str, list[float]]:
     world: World = write_world(root / "world")
     home = root / "home"
     prepare_home(home)
+    if default_launcher:  # the committed dagster.yaml without its WarmRunLauncher
+        config = yaml.safe_load((home / "dagster.yaml").read_text())
+        config.pop("run_launcher")
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     env = live_env(home, world.env, interval_s=INTERVAL_S)
     env["ALLOCATOR_BAR_JOB"] = job_name
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    out: dict[str, list[float]] = {"latency": [], "sensor_wait": [], "after_sensor": []}
+    out: dict[str, list[float]] = {"latency": [], "sensor_wait": [], "after_sensor": [], "warm": []}
     phase = random.Random(20260101)
     try:
         with dg.DagsterInstance.get() as instance:
@@ -98,6 +108,7 @@ def measure(job_name: str, root: Path) -> dict[str, list[float]]:
                     out["latency"].append(acked - written)
                     out["sensor_wait"].append(created - written)
                     out["after_sensor"].append(acked - created)
+                    out["warm"].append(float(run.tags.get(START_TAG) == "warm"))
                     print(
                         f"{job_name} {bar}: wait {created - written:.2f} s"
                         f" + after {acked - created:.2f} s",
@@ -119,6 +130,7 @@ def main() -> None:
         tmp = keep or scratch
         fast = measure("bar_job", Path(tmp) / "inprocess")
         slow = measure("bar_job_multiprocess", Path(tmp) / "multiprocess") if BASELINE else fast
+        cold = measure("bar_job", Path(tmp) / "default_launcher", default_launcher=True)
     p50 = statistics.median(fast["latency"])
     base = statistics.median(slow["latency"])
     after = statistics.median(fast["after_sensor"])
@@ -131,6 +143,8 @@ def main() -> None:
         round(base, 3),
         round(base / p50, 3),
         bars=bars,
+        p90_s=round(statistics.quantiles(fast["latency"], n=10)[-1], 3) if bars > 1 else None,
+        warm_starts=int(sum(fast["warm"])),
         goal_s=3.0,
     )
     emit(
@@ -161,6 +175,17 @@ def main() -> None:
         hold_s=float(os.environ.get("ALLOCATOR_BAR_SENSOR_HOLD", "4.8")),
     )
     emit("bar_sensor_interval_s", DAEMON_LOOP_S, "s", DAEMON_LOOP_S, 1.0)
+    cold_p50 = statistics.median(cold["latency"])
+    emit(
+        "bar_latency_default_launcher_p50_s",
+        round(cold_p50, 3),
+        "s",
+        round(p50, 3),
+        round(cold_p50 / p50, 3),
+        bars=len(cold["latency"]),
+        note="bar_job with Dagster's DefaultRunLauncher (a new process per run); baseline = "
+        "bar_latency_p50_s with the WarmRunLauncher",
+    )
 
 
 if __name__ == "__main__":
