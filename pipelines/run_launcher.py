@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+from dagster._check import CheckError
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._serdes import ConfigurableClassData, serialize_value
 
@@ -97,12 +98,12 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
         origin = run.job_code_origin
-        if origin is None or not self.in_lane(run) or self._instance.get_ref() is None:
+        ref = self._instance_ref()
+        if origin is None or ref is None or not self.in_lane(run):
             super().launch_run(context)
             return
         from dagster._grpc.types import ExecuteRunArgs
 
-        ref = self._instance.get_ref()
         run_args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=ref)
         args = serialize_value(run_args)
         repo = origin.repository_origin
@@ -128,6 +129,14 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             self._run_ids.add(run.run_id)
             self._spares[key] = self._start_worker(key, repo)  # the next run's
 
+    def _instance_ref(self) -> Any:
+        """The instance's reference for another process; ``None`` for an in-memory instance,
+        whose runs a separate process could not see."""
+        try:
+            return self._instance.get_ref()
+        except (CheckError, dg.DagsterInvariantViolationError):
+            return None
+
     def _start_worker(self, key: str, repo: Any) -> subprocess.Popen[str]:
         executable = repo.executable_path or sys.executable
         cwd = repo.code_pointer.working_directory or None
@@ -136,6 +145,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             stdin=subprocess.PIPE,
             cwd=cwd,
             text=True,
+            encoding="utf-8",
         )
         assert worker.stdin is not None
         worker.stdin.write(key + "\n")

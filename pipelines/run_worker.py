@@ -62,6 +62,7 @@ def _cold_start(execute_run_args: str) -> None:
 
 
 def main() -> None:
+    sys.stdin.reconfigure(encoding="utf-8")  # type: ignore[union-attr]  # the launcher writes UTF-8
     first = sys.stdin.readline()
     if not first.strip():
         return

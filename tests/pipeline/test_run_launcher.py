@@ -225,3 +225,15 @@ def test_stale_modules_names_the_changed_project_modules(tmp_path: Path) -> None
         Module("dagster", outside),
     ]
     assert stale_modules(modules, tmp_path, loaded_at) == ["pkg.changed", "pkg.gone"]
+
+
+def test_an_in_memory_instance_keeps_the_default_path() -> None:
+    # A worker in another process could not see an in-memory instance's runs.
+    launcher = WarmRunLauncher()
+    with dg.DagsterInstance.ephemeral() as instance:
+        launcher.register_instance(instance)
+        assert launcher._instance_ref() is None
+    with dg.instance_for_test() as instance:
+        other = WarmRunLauncher()
+        other.register_instance(instance)
+        assert other._instance_ref() is not None
