@@ -65,6 +65,26 @@ __all__ = [
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_HEAD: list[str] = []  # the migration scripts' head revision, read once per process
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _head_revision() -> str:
+    if not _HEAD:
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        if head is None:
+            raise RuntimeError(f"no Alembic head revision under {MIGRATIONS}")
+        _HEAD.append(head)
+    return _HEAD[0]
+
+
 MODES = ("paper", "live")
 MANUAL_BAR = "manual"
 
@@ -162,9 +182,17 @@ class Ledger:
         self.engine.dispose()
 
     def upgrade(self) -> None:
-        """Apply the Alembic migrations up to ``head`` (idempotent)."""
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
+        """Apply the Alembic migrations up to ``head`` (idempotent). A ledger already at head
+        is recognised with one query (Alembic's own check costs ~7 ms, and a bar run opens the
+        ledger about ten times)."""
+        try:
+            with self.engine.connect() as conn:
+                stamped = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+            if [r[0] for r in stamped] == [_head_revision()]:
+                return
+        except sa.exc.DBAPIError:  # no alembic_version table yet: a new ledger
+            pass
+        cfg = _alembic_config()
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")

@@ -74,6 +74,22 @@ def test_migrations_are_idempotent(ledger_url: str) -> None:
         again.close()
 
 
+def test_a_ledger_at_head_opens_without_running_alembic(
+    ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Ledger(ledger_url).close()  # created and brought to head
+    calls: list[str] = []
+    monkeypatch.setattr(store_module.command, "upgrade", lambda cfg, rev: calls.append(rev))
+    Ledger(ledger_url).close()
+    assert calls == []  # recognised from alembic_version alone
+    behind = Ledger(ledger_url, upgrade=False)
+    with behind.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    behind.close()
+    Ledger(ledger_url).close()
+    assert calls == ["head"]  # behind head: Alembic runs
+
+
 def test_intents_are_idempotent_and_conflicts_refused(ledger: Ledger) -> None:
     report = ledger.submit_intents([_intent("x1", "A", "SPY", 10), _intent("x2", "A", "KO", -3)])
     assert (report.accepted, report.unchanged, report.refused) == (2, 0, ())
