@@ -37,13 +37,14 @@ Tags written on each bar run: ``allocator/run_worker_pid``, ``allocator/run_work
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -69,9 +70,11 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         self,
         inst_data: ConfigurableClassData | None = None,
         lane_tags: Mapping[str, str] | None = None,
+        preload_modules: Sequence[str] = (),
     ) -> None:
         super().__init__(inst_data=inst_data)
         self._lane_tags = dict(DEFAULT_LANE_TAGS if lane_tags is None else lane_tags)
+        self._preload = list(preload_modules)
         self._lock = threading.Lock()
         self._spares: dict[str, subprocess.Popen[str]] = {}  # serialized repo origin -> spare
         self._workers: dict[str, subprocess.Popen[str]] = {}  # run id -> its worker
@@ -79,14 +82,21 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
 
     @classmethod
     def config_type(cls) -> Any:
-        return {"lane_tags": dg.Field(dg.Permissive(), is_required=False)}
+        return {
+            "lane_tags": dg.Field(dg.Permissive(), is_required=False),
+            "preload_modules": dg.Field([str], is_required=False, default_value=[]),
+        }
 
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
     ) -> WarmRunLauncher:
         tags = config_value.get("lane_tags")
-        return cls(inst_data=inst_data, lane_tags=None if tags is None else dict(tags))
+        return cls(
+            inst_data=inst_data,
+            lane_tags=None if tags is None else dict(tags),
+            preload_modules=config_value.get("preload_modules", []),
+        )
 
     # --- launching ---------------------------------------------------------------------------
 
@@ -108,16 +118,19 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         args = serialize_value(run_args)
         repo = origin.repository_origin
         key = serialize_value(repo)
+        spec = json.dumps(
+            {"origin": key, "instance_ref": serialize_value(ref), "preload": self._preload}
+        )
         with self._lock:
             self._reap()
             worker, start = self._spares.pop(key, None), "warm"
             if worker is None or worker.poll() is not None:
-                worker, start = self._start_worker(key, repo), "cold"
+                worker, start = self._start_worker(spec, repo), "cold"
             self._instance.add_run_tags(
                 run.run_id, {PID_TAG: str(worker.pid), HOST_TAG: self._host, START_TAG: start}
             )
             if not self._hand_over(worker, args):  # the spare died just now: start one cold
-                worker, start = self._start_worker(key, repo), "cold"
+                worker, start = self._start_worker(spec, repo), "cold"
                 tags = {PID_TAG: str(worker.pid), START_TAG: start}
                 self._instance.add_run_tags(run.run_id, tags)
                 if not self._hand_over(worker, args):
@@ -127,7 +140,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                     )
             self._workers[run.run_id] = worker
             self._run_ids.add(run.run_id)
-            self._spares[key] = self._start_worker(key, repo)  # the next run's
+            self._spares[key] = self._start_worker(spec, repo)  # the next run's
 
     def _instance_ref(self) -> Any:
         """The instance's reference for another process; ``None`` for an in-memory instance,
@@ -137,7 +150,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         except (CheckError, dg.DagsterInvariantViolationError):
             return None
 
-    def _start_worker(self, key: str, repo: Any) -> subprocess.Popen[str]:
+    def _start_worker(self, spec: str, repo: Any) -> subprocess.Popen[str]:
         executable = repo.executable_path or sys.executable
         cwd = repo.code_pointer.working_directory or None
         worker = subprocess.Popen(
@@ -148,7 +161,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             encoding="utf-8",
         )
         assert worker.stdin is not None
-        worker.stdin.write(key + "\n")
+        worker.stdin.write(spec + "\n")
         worker.stdin.flush()
         return worker
 

@@ -76,7 +76,8 @@ def warm_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
         "run_launcher": {
             "module": "pipelines.run_launcher",
             "class": "WarmRunLauncher",
-            "config": {"lane_tags": LANE},
+            # a module that cannot be imported is only a failed warm-up: every run still runs
+            "config": {"lane_tags": LANE, "preload_modules": ["json", "no_such_module_here"]},
         }
     }
     (tmp_path / "home").mkdir()
