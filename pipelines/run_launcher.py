@@ -29,7 +29,7 @@ What is different from the default launcher, and how it is covered:
   of holding the bar lane forever. Runs launched through the code server are not checked (the
   default launcher checks nothing either).
 - Spares read their next run from a pipe: when the launching process ends, they see end of
-  input and exit. Each spare costs one idle Python process (~200 MB).
+  input and exit. Each spare costs one idle Python process (~220 MB).
 
 Tags written on each bar run: ``allocator/run_worker_pid``, ``allocator/run_worker_host`` and
 ``allocator/run_worker_start`` (``warm`` or ``cold``).
@@ -124,20 +124,19 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         with self._lock:
             self._reap()
             worker, start = self._spares.pop(key, None), "warm"
-            if worker is None or worker.poll() is not None:
-                worker, start = self._start_worker(spec, repo), "cold"
-            self._instance.add_run_tags(
-                run.run_id, {PID_TAG: str(worker.pid), HOST_TAG: self._host, START_TAG: start}
-            )
-            if not self._hand_over(worker, args):  # the spare died just now: start one cold
-                worker, start = self._start_worker(spec, repo), "cold"
-                tags = {PID_TAG: str(worker.pid), START_TAG: start}
+            for _ in range(2):  # a spare that died (before or during the hand-over): go cold
+                if worker is None or worker.poll() is not None:
+                    worker, start = self._start_worker(spec, repo), "cold"
+                tags = {PID_TAG: str(worker.pid), HOST_TAG: self._host, START_TAG: start}
                 self._instance.add_run_tags(run.run_id, tags)
-                if not self._hand_over(worker, args):
-                    raise dg.DagsterError(
-                        f"run worker {worker.pid} for run {run.run_id} exited before taking it"
-                        f" (exit code {worker.poll()}); see the launching process's stderr"
-                    )
+                if self._hand_over(worker, args):
+                    break
+                worker = None
+            else:
+                raise dg.DagsterError(
+                    f"no run worker took run {run.run_id}: a cold-started one exited at once;"
+                    " see the launching process's stderr"
+                )
             self._workers[run.run_id] = worker
             self._run_ids.add(run.run_id)
             self._spares[key] = self._start_worker(spec, repo)  # the next run's

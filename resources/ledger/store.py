@@ -10,6 +10,7 @@ migrations shipped in ``resources/ledger/migrations``.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,7 +66,6 @@ __all__ = [
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_HEAD: list[str] = []  # the migration scripts' head revision, read once per process
 
 
 def _alembic_config() -> Config:
@@ -74,15 +74,15 @@ def _alembic_config() -> Config:
     return cfg
 
 
+@functools.cache
 def _head_revision() -> str:
-    if not _HEAD:
-        from alembic.script import ScriptDirectory
+    """The migration scripts' head revision (read once per process)."""
+    from alembic.script import ScriptDirectory
 
-        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-        if head is None:
-            raise RuntimeError(f"no Alembic head revision under {MIGRATIONS}")
-        _HEAD.append(head)
-    return _HEAD[0]
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no Alembic head revision under {MIGRATIONS}")
+    return head
 
 
 MODES = ("paper", "live")
