@@ -7,12 +7,14 @@
 #   bash scripts/pg.sh status  exit 0 when the server answers
 #
 # Idempotent: `start` on a running server only prints the URL. The cluster lives in the
-# git-ignored folder $PGDATA_DIR (default <project>/.pgdata) and listens on a free port that is
+# git-ignored folder $PGDATA_DIR (default <project>/.pgdata, or /var/tmp/allocator-pg-<hash>
+# when root's checkout is out of the postgres user's reach) and listens on a free port that is
 # remembered in .pgdata/port. PostgreSQL refuses to run as root, so as root the server runs as
 # the `postgres` user (created by the Debian package).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PGDATA_GIVEN="${PGDATA_DIR:+1}"
 PGDATA_DIR="${PGDATA_DIR:-$ROOT/.pgdata}"
 DATA="$PGDATA_DIR/cluster"
 PORT_FILE="$PGDATA_DIR/port"
@@ -46,9 +48,23 @@ ensure_installed() {
 as_owner() {
     if [[ "$(id -u)" == 0 ]]; then
         id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PGDATA_DIR" postgres
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")  # the checkout may be out of its reach
     else
         "$@"
+    fi
+}
+
+# As root the server runs as `postgres`, which must be able to reach the cluster's folder. A
+# checkout inside a private directory (`mktemp -d` makes it 0700) is out of its reach; the
+# default cluster then lives in /var/tmp/allocator-pg-<hash of the checkout's path> instead
+# (same answer on every call, so `url` and `stop` find it).
+resolve_dir() {
+    [[ -z "$PGDATA_GIVEN" && "$(id -u)" == 0 ]] || return 0
+    id postgres >/dev/null 2>&1 || return 0
+    if ! (cd / && runuser -u postgres -- test -x "$(dirname "$PGDATA_DIR")"); then
+        PGDATA_DIR="/var/tmp/allocator-pg-$(printf %s "$ROOT" | sha1sum | cut -c1-12)"
+        DATA="$PGDATA_DIR/cluster"
+        PORT_FILE="$PGDATA_DIR/port"
     fi
 }
 
@@ -69,11 +85,12 @@ url() {
 start() {
     ensure_installed
     BIN="$(find_bin)"
-    mkdir -p "$PGDATA_DIR"
     if [[ "$(id -u)" == 0 ]]; then
         id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PGDATA_DIR" postgres
-        chown postgres "$PGDATA_DIR"
     fi
+    resolve_dir
+    mkdir -p "$PGDATA_DIR"
+    [[ "$(id -u)" != 0 ]] || chown postgres "$PGDATA_DIR"
     if [[ ! -f "$DATA/PG_VERSION" ]]; then
         rm -rf "$DATA"
         as_owner "$BIN/initdb" -D "$DATA" -U "$DB_USER" --auth=trust -E UTF8 --no-locale >/dev/null
@@ -103,6 +120,7 @@ stop() {
     fi
 }
 
+resolve_dir
 case "${1:-start}" in
     start) start ;;
     url) url ;;
