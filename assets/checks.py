@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 
 from allocator.calendar import SessionCalendar
+from allocator.execution.orders import OrderState, Venue
 from allocator.execution.records import Reason
-from allocator.orders import OrderState, Venue
 from assets._gx import combine, expect
 from assets.execution import bar_of
-from resources.dagster_resources import AllocatorSettings, LedgerResource, PaperBrokerResource
+from resources.brokers.paper.resource import PaperBrokerResource
+from resources.dagster_resources import AllocatorSettings, LedgerResource
 
 _TOL = 1e-9
 _FINAL = [s.value for s in OrderState if s.is_final]

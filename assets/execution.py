@@ -16,11 +16,11 @@ from allocator.execution.bar import plan_bar, run_bar
 from allocator.execution.records import Bar, parse_bar
 from assets._gx import markdown_table
 from assets.guard import require_checked_allocation
+from resources.brokers.paper.resource import PaperBrokerResource
 from resources.brokers.reconcile_ledger import reconcile_at_start
 from resources.dagster_resources import (
     AllocatorSettings,
     LedgerResource,
-    PaperBrokerResource,
     PricesResource,
 )
 

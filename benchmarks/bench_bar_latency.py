@@ -33,17 +33,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT / "tests"))  # the pipeline tests' world and live harness
+sys.path.insert(0, str(PROJECT))  # the pipeline tests' world and live harness (tests.pipelines)
 
 import dagster as dg  # noqa: E402
 import yaml  # noqa: E402
-from pipeline.live import daemon, live_env, prepare_home, wait_for_bar  # noqa: E402
-from pipeline.world import World, submit_bar, write_world  # noqa: E402
 
 from allocator.calendar import SessionCalendar  # noqa: E402
 from allocator.execution.records import parse_bar  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
 from pipelines.run_launcher import START_TAG  # noqa: E402
+from tests.pipelines.live import daemon, live_env, prepare_home, wait_for_bar  # noqa: E402
+from tests.pipelines.world import World, submit_bar, write_world  # noqa: E402
 
 N_BARS = int(os.environ.get("BENCH_BARS", "10"))
 BASELINE = os.environ.get("BENCH_BASELINE", "1") == "1"  # 0: skip the multiprocess baseline

@@ -26,12 +26,11 @@ from upath import UPath
 
 from allocator.config import AllocatorConfig
 from allocator.execution.instruments import DEFAULT_INSTRUMENTS, InstrumentTable, load_instruments
-from allocator.orders import Venue
+from resources.brokers.paper.resource import PaperBrokerResource
 
 __all__ = [
     "AllocatorSettings",
     "LedgerResource",
-    "PaperBrokerResource",
     "ParquetIOManager",
     "PricesResource",
     "default_resources",
@@ -83,26 +82,6 @@ class LedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         from resources.ledger import default_url
 
         return self.url or default_url()
-
-
-class PaperBrokerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The built-in paper broker for every venue, its orders kept in the ledger so that a
-    re-executed run finds them (and never places a second order)."""
-
-    slippage_bps: str = "0"
-    fill_ratio: str = "1"
-
-    def brokers(self, ledger: Any, instruments: InstrumentTable) -> dict[Venue, Any]:
-        from resources.ledger import LedgerPaperState
-        from resources.paper_broker import PaperBroker, PaperBrokerConfig
-
-        cfg = PaperBrokerConfig(
-            slippage_bps=Decimal(self.slippage_bps), fill_ratio=Decimal(self.fill_ratio)
-        )
-        state = LedgerPaperState(ledger)
-        return {
-            v: PaperBroker(venue=v, instruments=instruments, config=cfg, state=state) for v in Venue
-        }
 
 
 class PricesResource(dg.ConfigurableResource):  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""Regenerate ``allocator/data/sample_returns.csv``: six synthetic strategies, 2019-2022.
+"""Regenerate ``demo/data/sample_returns.csv``: six synthetic strategies, 2019-2022.
 
 Deterministic (seeded). The sample is built so that every rule fires on it: ``news`` and
 ``flow`` are driven by one common factor for a year (bench, then re-admission once they
@@ -67,4 +67,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("allocator/data/sample_returns.csv"))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("demo/data/sample_returns.csv"))

@@ -62,3 +62,31 @@ def ledger(ledger_url: str) -> Iterator[object]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def private_ledger(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """Point ``ALLOCATOR_LEDGER_URL`` at a fresh SQLite ledger, never the project's default."""
+    folder = tmp_path_factory.mktemp("ledger")
+    url = f"sqlite:///{folder / 'ledger.sqlite'}"
+    monkeypatch.setenv("ALLOCATOR_LEDGER_URL", url)
+    return url
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> object:
+    """The pipelines' small world (``tests/pipelines/world.py``)."""
+    from tests.pipelines.world import write_world
+
+    return write_world(tmp_path / "world")
+
+
+@pytest.fixture
+def instance() -> Iterator[object]:
+    """An ephemeral Dagster instance."""
+    import dagster as dg
+
+    with dg.instance_for_test() as inst:
+        yield inst

@@ -3,7 +3,7 @@
 Read top to bottom: :func:`plan_bar` routes and checks the intents, gates them, nets them and
 decides the orders (pure); :func:`settle_bar` attributes what the broker did (pure);
 :func:`run_bar` does both around a ledger and the brokers — journal the orders before sending,
-send each through :func:`~allocator.orders.submit_idempotently`, then record the whole bar in
+send each through :func:`~.orders.submit_idempotently`, then record the whole bar in
 one transaction. Re-running a bar (a crash, a re-execution) sends nothing twice: the client
 order ids are the same and the lookup finds them; a bar already recorded is not recorded again.
 
@@ -33,6 +33,17 @@ from allocator.execution.book import BarBook, build_book
 from allocator.execution.gating import REASON_BY_CODE, gate
 from allocator.execution.instruments import Instrument, InstrumentTable
 from allocator.execution.netting import Netting, net_takes
+from allocator.execution.orders import (
+    AssetClass,
+    Broker,
+    BrokerOrder,
+    OrderState,
+    Side,
+    SubmitOutcome,
+    Venue,
+    client_order_id,
+    submit_idempotently,
+)
 from allocator.execution.records import (
     Bar,
     BrokerExecution,
@@ -45,17 +56,6 @@ from allocator.execution.records import (
     exact,
 )
 from allocator.execution.routing import RoutedIntent, route_intents
-from allocator.orders import (
-    AssetClass,
-    Broker,
-    BrokerOrder,
-    OrderState,
-    Side,
-    SubmitOutcome,
-    Venue,
-    client_order_id,
-    submit_idempotently,
-)
 
 __all__ = [
     "BarIncompleteError",

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from allocator.errors import InputError
 from allocator.execution.instruments import InstrumentTable
+from allocator.execution.orders import AssetClass
 from allocator.execution.records import Intent, parse_bar
-from allocator.orders import AssetClass
 
 __all__ = [
     "INTENT_COLUMNS",

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from allocator.errors import InputError
-from allocator.orders import AssetClass, Venue
+from allocator.execution.orders import AssetClass, Venue
 
 __all__ = [
     "DEFAULT_INSTRUMENTS",

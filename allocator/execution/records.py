@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, Inexact
 
-from allocator.orders import AssetClass, OrderRequest, Side, Venue
+from allocator.execution.orders import AssetClass, OrderRequest, Side, Venue
 
 __all__ = [
     "Bar",

@@ -18,8 +18,8 @@ from fractions import Fraction
 
 from allocator.config import RoutingConfig
 from allocator.execution.instruments import Instrument, InstrumentTable
+from allocator.execution.orders import Venue
 from allocator.execution.records import GatedIntent, Intent, Reason
-from allocator.orders import Venue
 
 __all__ = ["RoutedIntent", "crypto_exchange", "route_intents"]
 

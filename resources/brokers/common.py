@@ -15,7 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
 from allocator.errors import ConfigError
-from allocator.orders import OrderRejectedError, OrderRequest
+from allocator.execution.orders import OrderRejectedError, OrderRequest
 
 __all__ = [
     "InstrumentRules",

@@ -1,4 +1,4 @@
-"""What the ledger expects at one venue, for :func:`resources.brokers.reconcile.reconcile`.
+"""What the ledger expects at one venue, for :func:`allocator.execution.reconcile.reconcile`.
 
 The ledger holds virtual positions per strategy and an order journal with each order's venue.
 A venue's expected position in a symbol is the sum of the strategies' virtual positions in the
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from allocator.orders import OrderState, Venue
-from resources.brokers.reconcile import ExpectedOrder, ReconciliationReport, reconcile
+from allocator.execution.orders import OrderState, Venue
+from allocator.execution.reconcile import ExpectedOrder, ReconciliationReport, reconcile
 
 if TYPE_CHECKING:
     from resources.ledger import Ledger, ReconciliationRecord

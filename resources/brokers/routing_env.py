@@ -17,7 +17,7 @@ from typing import Any
 
 from allocator.config import RoutingConfig
 from allocator.errors import ConfigError
-from allocator.orders import Broker, Venue
+from allocator.execution.orders import Broker, Venue
 
 __all__ = ["MODE_VARIABLES", "broker_from_env"]
 
@@ -75,7 +75,7 @@ def broker_from_env(
             timeout_s=timeout_s,
         )
     if venue is Venue.CCXT:
-        from resources.brokers.crypto.client import CcxtBroker
+        from resources.brokers.ccxt.client import CcxtBroker
 
         exchange = env.get("CCXT_EXCHANGE") or (routing or RoutingConfig()).crypto_exchange
         return CcxtBroker(

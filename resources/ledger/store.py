@@ -28,18 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from allocator.execution.bar import BarOutcome
 from allocator.execution.inbox import ReturnRow, RowRefusal
-from allocator.execution.records import (
-    Bar,
-    GatedIntent,
-    Intent,
-    NetOrder,
-    Reason,
-    StrategyBudget,
-    StrategyState,
-    VirtualFill,
-    exact,
-)
-from allocator.orders import (
+from allocator.execution.orders import (
     AssetClass,
     Broker,
     BrokerFill,
@@ -50,6 +39,17 @@ from allocator.orders import (
     SubmitOutcome,
     Venue,
     submit_idempotently,
+)
+from allocator.execution.records import (
+    Bar,
+    GatedIntent,
+    Intent,
+    NetOrder,
+    Reason,
+    StrategyBudget,
+    StrategyState,
+    VirtualFill,
+    exact,
 )
 from resources.ledger import schema as t
 
@@ -498,8 +498,8 @@ class Ledger:
         self.record_order_outcome(order.client_order_id, outcome)
 
     def record_order_outcome(self, client_order_id: str, outcome: SubmitOutcome) -> None:
-        """Write what :func:`~allocator.orders.submit_idempotently` concluded for a journaled
-        order: its state, detail and (when the venue answered) fills, price, fee and id."""
+        """Write what :func:`~allocator.execution.orders.submit_idempotently` concluded for a
+        journaled order: its state, detail and (when the venue answered) fills, price, fee, id."""
         values: dict[str, Any] = {
             "state": outcome.state.value,
             "detail": outcome.detail,
@@ -535,7 +535,8 @@ class Ledger:
         """One operator order (``allocator broker submit``), journaled like a bar's orders.
 
         The order is written ``pending_submit`` (bar ``manual``, the given account and mode)
-        before anything is sent, then sent through :func:`~allocator.orders.submit_idempotently`
+        before anything is sent, then sent through
+        :func:`~allocator.execution.orders.submit_idempotently`
         (look up first, send at most once, resolve an ambiguous outcome by lookups), then its
         outcome is journaled. Re-running it with the same client order id sends nothing twice;
         an id the journal holds for a different order is refused with :class:`ValueError`.

@@ -18,7 +18,7 @@ SHORT_END = "2009-09-30"
 def short_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, object, Path]]:
     import dagster as dg
 
-    from allocator.demo import DemoPlan, run_demo
+    from demo.runner import DemoPlan, run_demo
 
     root = tmp_path_factory.mktemp("demo")
     home = root / "dagster_home"

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from allocator.dashboard import book_series, summary_frames
-from allocator.demo import mechanics, summary_text
-from allocator.marketdata_bundle import load_sp500
+from demo.marketdata import load_sp500
+from demo.runner import mechanics, summary_text
 
 from .conftest import SHORT_END, SHORT_START
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from allocator.execution.records import Bar
-from allocator.marketdata_bundle import load_sp500
-from allocator.strategies import (
+from demo.marketdata import load_sp500
+from demo.strategies import (
     REFERENCE_STRATEGIES,
     SignalInputs,
     held_weights,

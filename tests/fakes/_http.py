@@ -1,4 +1,4 @@
-"""A small threaded HTTP server on 127.0.0.1 with fault injection, shared by the REST fakes.
+"""A small threaded HTTP server on 127.0.0.1 with fault injection, shared by the REST tests.fakes.
 
 A venue fake subclasses :class:`FakeRestVenue` and implements ``route`` (one request in, one
 ``(status, json body)`` out) and ``is_submit`` (which requests place orders). Faults are queued

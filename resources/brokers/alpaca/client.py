@@ -21,7 +21,7 @@ from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.models import Order
 from alpaca.trading.requests import GetOrdersRequest
 
-from allocator.orders import BrokerError, BrokerOrder, OrderRequest, Venue
+from allocator.execution.orders import BrokerError, BrokerOrder, OrderRequest, Venue
 from resources.brokers.alpaca.errors import NOT_FOUND, classify, error_code
 from resources.brokers.alpaca.mapping import to_broker_order, to_fills, to_market_order
 from resources.brokers.common import InstrumentRules, RateLimiter, TradingMode, check_mode
@@ -47,7 +47,7 @@ class _TimeoutSession(requests.Session):
 
 
 class AlpacaBroker:
-    """Alpaca trading API as a :class:`~allocator.orders.Broker` (equities and ETFs)."""
+    """Alpaca trading API as a :class:`~allocator.execution.orders.Broker` (equities and ETFs)."""
 
     name = Venue.ALPACA.value
 

@@ -12,7 +12,7 @@ import json
 import requests
 from alpaca.common.exceptions import APIError
 
-from allocator.orders import (
+from allocator.execution.orders import (
     AmbiguousBrokerError,
     BrokerError,
     DuplicateOrderError,

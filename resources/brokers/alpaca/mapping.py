@@ -11,7 +11,7 @@ from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.models import Order
 from alpaca.trading.requests import MarketOrderRequest
 
-from allocator.orders import BrokerFill, BrokerOrder, OrderRequest, OrderState, Side
+from allocator.execution.orders import BrokerFill, BrokerOrder, OrderRequest, OrderState, Side
 from resources.brokers.common import to_decimal
 
 __all__ = ["STATE_OF", "to_broker_order", "to_fills", "to_market_order"]

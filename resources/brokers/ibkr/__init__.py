@@ -1,6 +1,6 @@
 """Interactive Brokers (ib_async ``IB``): config, client wrapper, mapping, error classes."""
 
 from resources.brokers.ibkr.client import IbkrBroker
-from resources.brokers.ibkr.config import IbkrBrokerResource
+from resources.brokers.ibkr.resource import IbkrBrokerResource
 
 __all__ = ["IbkrBroker", "IbkrBrokerResource"]

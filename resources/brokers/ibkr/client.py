@@ -3,7 +3,7 @@
 Every call runs as a coroutine on that loop and is bounded by ``timeout_s``. IB never
 deduplicates ``orderRef`` (BROKERS.md): the client order id goes out as ``orderRef`` and
 :meth:`IbkrBroker.lookup` scans this session's trades, the completed orders and the
-executions for it, which :func:`allocator.orders.submit_idempotently` does before every
+executions for it, which :func:`allocator.execution.orders.submit_idempotently` does before every
 (re)submit. One fixed ``client_id`` lets a reconnect see its own open orders.
 
 Tested offline against tests/fakes/fake_tws.py (protocol, lifecycle, reconnect; not margin,
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from ib_async import IB, MarketOrder
 
 from allocator.errors import ConfigError
-from allocator.orders import (
+from allocator.execution.orders import (
     AmbiguousBrokerError,
     AssetClass,
     BrokerError,
@@ -45,7 +45,7 @@ _DONE = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
 
 
 class IbkrBroker:
-    """TWS / IB Gateway as a :class:`~allocator.orders.Broker` (equities, forex, futures)."""
+    """TWS / IB Gateway as a :class:`~allocator.execution.orders.Broker` (stock, FX, futures)."""
 
     name = Venue.IBKR.value
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ib_async import Contract, Forex, Future, Stock
 
-from allocator.orders import AssetClass, BrokerFill, BrokerOrder, OrderState, Side
+from allocator.execution.orders import AssetClass, BrokerFill, BrokerOrder, OrderState, Side
 from resources.brokers.common import to_decimal
 
 __all__ = ["STATE_OF", "contract_for", "fills_vwap", "position_key", "to_broker_order"]

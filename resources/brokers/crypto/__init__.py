@@ -1,9 +1,0 @@
-"""ccxt exchanges (Binance, Bybit; OKX best effort): config, client, mapping, errors.
-
-Named ``crypto`` so that it never shadows the ``ccxt`` library itself.
-"""
-
-from resources.brokers.crypto.client import CcxtBroker
-from resources.brokers.crypto.config import CcxtBrokerResource
-
-__all__ = ["CcxtBroker", "CcxtBrokerResource"]
