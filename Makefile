@@ -43,6 +43,7 @@ test: install-dev lint types unit
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 types: install-dev
 	$(VENV)/bin/mypy

@@ -15,7 +15,7 @@ from allocator.calendar import SessionCalendar
 from allocator.execution.orders import OrderState, Venue
 from allocator.execution.records import Reason
 from assets._gx import combine, expect
-from assets.execution import bar_of
+from assets.tags import bar_of
 from resources.brokers.paper.resource import PaperBrokerResource
 from resources.dagster_resources import AllocatorSettings, LedgerResource
 

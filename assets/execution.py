@@ -13,9 +13,10 @@ import dagster as dg
 import pandas as pd
 
 from allocator.execution.bar import plan_bar, run_bar
-from allocator.execution.records import Bar, parse_bar
+from allocator.execution.records import Bar
 from assets._gx import markdown_table
 from assets.guard import require_checked_allocation
+from assets.tags import bar_of
 from resources.brokers.paper.resource import PaperBrokerResource
 from resources.brokers.reconcile_ledger import reconcile_at_start
 from resources.dagster_resources import (
@@ -25,22 +26,6 @@ from resources.dagster_resources import (
 )
 
 GROUP = "execution"
-BAR_TAG = "allocator/bar"
-
-
-def bar_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> Bar:
-    """The run's bar: its ``allocator/bar`` tag, else its parent's or root's (a re-execution
-    through the Python API does not copy the parent's tags; the UI's does)."""
-    run = context.run
-    key = run.tags.get(BAR_TAG)
-    for parent_id in (run.parent_run_id, run.root_run_id):
-        if key or not parent_id:
-            continue
-        parent = context.instance.get_run_by_id(parent_id)
-        key = parent.tags.get(BAR_TAG) if parent is not None else None
-    if not key:
-        raise dg.Failure(f"run has no {BAR_TAG} tag: launch bar_job from the bar sensor")
-    return parse_bar(key)
 
 
 def _plan(

@@ -16,10 +16,10 @@ from allocator.breaker import BreakerState
 from allocator.data import build_panel, load_returns, validate_returns
 from allocator.execution.inbox import ReturnRow
 from assets._gx import markdown_table
+from assets.tags import SESSION_TAG
 from resources.dagster_resources import AllocatorSettings, LedgerResource
 
 GROUP = "rules"
-SESSION_TAG = "allocator/session"
 
 
 @dg.asset(group_name=GROUP, kinds={"pandas", "sqlite"})

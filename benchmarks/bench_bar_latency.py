@@ -40,8 +40,8 @@ import yaml  # noqa: E402
 
 from allocator.calendar import SessionCalendar  # noqa: E402
 from allocator.execution.records import parse_bar  # noqa: E402
+from assets.tags import START_TAG  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
-from pipelines.run_launcher import START_TAG  # noqa: E402
 from tests.pipelines.live import daemon, live_env, prepare_home, wait_for_bar  # noqa: E402
 from tests.pipelines.world import World, submit_bar, write_world  # noqa: E402
 

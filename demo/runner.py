@@ -358,8 +358,7 @@ def _through_dagster(
     import dagster as dg
 
     from assets.dashboard import dashboard as dashboard_asset
-    from assets.execution import BAR_TAG
-    from assets.rules import SESSION_TAG
+    from assets.tags import BAR_LANE, BAR_TAG, SESSION_TAG
     from pipelines.definitions import build_definitions
     from resources.dagster_resources import AllocatorSettings, default_resources
 
@@ -383,7 +382,7 @@ def _through_dagster(
     done: set[str] = set()
     for job_name, tags in (
         ("rebalance_job", {SESSION_TAG: day}),
-        ("bar_job", {BAR_TAG: day, "allocator/lane": "bar"}),
+        ("bar_job", {BAR_TAG: day, **BAR_LANE}),
     ):
         job = defs.resolve_job_def(job_name)
         keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}

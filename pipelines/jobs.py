@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.tags import BAR_LANE, REBALANCE_LANE
+
 RULES = dg.AssetSelection.groups("rules")
 EXECUTION = dg.AssetSelection.groups("execution")
 # The dashboard is regenerated after every rebalance and every bar (it runs last: it depends on
@@ -14,7 +16,7 @@ rebalance_job = dg.define_asset_job(
     "rebalance_job",
     selection=RULES | REPORTING,
     description="Returns to published allocation at a session's close (SPEC §1-§6).",
-    tags={"allocator/lane": "rebalance"},
+    tags=REBALANCE_LANE,
 )
 
 bar_job = dg.define_asset_job(
@@ -22,12 +24,12 @@ bar_job = dg.define_asset_job(
     selection=EXECUTION | REPORTING,
     description="One bar: intents, gating, netting, the broker, attribution, P&L (SPEC §7-§9).",
     executor_def=dg.in_process_executor,
-    tags={"allocator/lane": "bar"},
+    tags=BAR_LANE,
 )
 
 bar_job_multiprocess = dg.define_asset_job(
     "bar_job_multiprocess",
     selection=EXECUTION | REPORTING,
     description="bar_job on the default multiprocess executor (the latency benchmark's baseline).",
-    tags={"allocator/lane": "bar"},
+    tags=BAR_LANE,
 )

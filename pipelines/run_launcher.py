@@ -52,10 +52,9 @@ from dagster._check import CheckError
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._serdes import ConfigurableClassData, serialize_value
 
-PID_TAG = "allocator/run_worker_pid"
-HOST_TAG = "allocator/run_worker_host"
-START_TAG = "allocator/run_worker_start"
-DEFAULT_LANE_TAGS = {"allocator/lane": "bar"}
+from assets.tags import BAR_LANE, HOST_TAG, PID_TAG, START_TAG
+
+DEFAULT_LANE_TAGS = BAR_LANE
 WORKER_MODULE = "pipelines.run_worker"
 # Workers still running their run when their launcher was disposed (reaped later, like
 # subprocess's own list of abandoned children).

@@ -10,7 +10,7 @@ import datetime as dt
 import dagster as dg
 
 from allocator.calendar import SessionCalendar
-from assets.rules import SESSION_TAG
+from assets.tags import REBALANCE_LANE, SESSION_TAG
 from pipelines.jobs import rebalance_job
 
 CLOSE_CRON = "30 16 * * 1-5"  # 16:30 New York: after the 16:00 close (early closes included)
@@ -37,5 +37,5 @@ def rebalance_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest |
         return dg.SkipReason(f"{day} is not an XNYS session")
     return dg.RunRequest(
         run_key=f"rebalance-{day.isoformat()}",
-        tags={SESSION_TAG: day.isoformat(), "allocator/lane": "rebalance"},
+        tags={SESSION_TAG: day.isoformat(), **REBALANCE_LANE},
     )

@@ -26,12 +26,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import sqlalchemy as sa
 
-from assets.execution import BAR_TAG
+from assets.tags import BAR_LANE, BAR_TAG
 from pipelines.jobs import bar_job, bar_job_multiprocess
 from resources.dagster_resources import AllocatorSettings, LedgerResource
 
 INTERVAL_S = int(os.environ.get("ALLOCATOR_BAR_SENSOR_INTERVAL", "1"))
-LANE_TAG = "allocator/lane"
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -71,7 +70,7 @@ def bar_runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
     return [
         r.run_id
         for r in instance.get_runs(
-            filters=dg.RunsFilter(statuses=IN_FLIGHT, tags={LANE_TAG: "bar"}), limit=5
+            filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=BAR_LANE), limit=5
         )
     ]
 
@@ -148,7 +147,7 @@ def bar_sensor(
                             dg.RunRequest(
                                 run_key=bar,
                                 job_name=BAR_JOB,
-                                tags={BAR_TAG: bar, LANE_TAG: "bar"},
+                                tags={BAR_TAG: bar, **BAR_LANE},
                             )
                         ],
                         cursor=bar,

@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.tags import PID_TAG, START_TAG
 from pipelines.definitions import build_definitions
-from pipelines.run_launcher import PID_TAG, START_TAG
 from tests.pipelines import _jobs
 from tests.pipelines.live import daemon, live_env, prepare_home, runs_for_bar, wait_for_bar
 from tests.pipelines.world import BARS, World, submit_bar

@@ -16,10 +16,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.run_launcher import PID_TAG, START_TAG, WarmRunLauncher
+from assets.tags import BAR_LANE, PID_TAG, START_TAG
+from pipelines.run_launcher import WarmRunLauncher
 from pipelines.run_worker import stale_modules
 
-LANE = {"allocator/lane": "bar"}
+LANE = BAR_LANE
 
 JOBS = """
 import os, time
