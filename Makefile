@@ -5,8 +5,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The instance file copied into $(DAGSTER_HOME) as dagster.yaml: dagster.yaml (SQLite under
+# DAGSTER_HOME) or, for production, dagster.postgres.yaml (storage on PostgreSQL at
+# $DAGSTER_PG_URL): `DAGSTER_YAML=dagster.postgres.yaml DAGSTER_PG_URL=postgresql+psycopg2://...
+# make ui`.
+DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: demo test lint types unit bench ui install install-dev clean
+.PHONY: demo test lint types unit bench ui install install-dev clean FORCE
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +28,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+# Recopied when $(DAGSTER_YAML) changes or another file is chosen (.dagster_yaml names the last).
+$(DAGSTER_HOME)/.dagster_yaml: FORCE
+	@mkdir -p $(DAGSTER_HOME)
+	@[[ "$$(cat $@ 2>/dev/null)" == "$(DAGSTER_YAML)" ]] || echo "$(DAGSTER_YAML)" > $@
+
+$(DAGSTER_HOME)/dagster.yaml: $(DAGSTER_YAML) $(DAGSTER_HOME)/.dagster_yaml
+	cp $(DAGSTER_YAML) $@
 
 # The demo's state, shared by `make demo` (which writes it) and `make ui` (which shows it).
 DEMO_OUT := $(CURDIR)/out/demo
@@ -52,13 +61,14 @@ unit: install-dev $(DAGSTER_HOME)/dagster.yaml
 	bash scripts/pg.sh start
 	bash scripts/chromium.sh
 	$(VENV)/bin/dagster definitions validate
-	ALLOCATOR_TEST_PG_URL="$$(bash scripts/pg.sh url)" $(VENV)/bin/pytest -q
+	ALLOCATOR_TEST_PG_URL="$$(bash scripts/pg.sh url)" \
+		ALLOCATOR_TEST_DAGSTER_PG_URL="$$(bash scripts/pg.sh dagster-url)" $(VENV)/bin/pytest -q
 
 ## make bench: performance figures as JSON lines (ratios against baselines in the same run)
 bench: install-dev
 	@for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
-## make ui: dagster dev on the project's persistent DAGSTER_HOME
+## make ui: dagster dev on the persistent DAGSTER_HOME (DAGSTER_YAML picks the instance file)
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(DEMO_ENV) $(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
 

@@ -2,8 +2,15 @@
 
 ``final_weight = base_weight × multiplier`` (0 for a benched strategy) and
 ``capital = final_weight × total_capital``. With ``redistribute_freed_capital`` the final
-weights are rescaled to sum to the base weights' total, so capital freed by a breaker goes pro
-rata to the strategies still trading; by default it stays in cash.
+weights are rescaled to sum to the non-benched base weights' total, so capital freed by a
+breaker goes to the strategies still trading, pro rata to their final weights; by default it
+stays in cash. Called by :class:`~allocator.replay.AllocatorEngine` as the last step of a
+session.
+
+Why this is a separate last step and not part of sizing: SPEC §5 says the breaker never
+triggers a recompute. The base weights are held between recomputes, and a breaker change only
+moves the multiplier applied here, so it changes capital without moving the recompute schedule
+of :class:`~allocator.sizing.SizingSchedule`.
 """
 
 from __future__ import annotations
@@ -11,11 +18,10 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from allocator.arrays import FloatArray
 from allocator.config import AllocationConfig
 
 __all__ = ["final_weights"]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def final_weights(
@@ -24,10 +30,34 @@ def final_weights(
     benched: npt.NDArray[np.bool_],
     config: AllocationConfig,
 ) -> tuple[FloatArray, FloatArray]:
-    """``(final_weight, capital)`` per strategy for one session."""
+    """Compute ``(final_weight, capital)`` per strategy for one session.
+
+    Parameters
+    ----------
+    base : numpy.ndarray of float64, shape (n,)
+        Base weights after any recompute at this session: fractions of ``total_capital``,
+        >= 0, summing to 1 over the strategies eligible at the last recompute (all 0 before
+        the first).
+    multipliers : numpy.ndarray of float64, shape (n,)
+        Breaker multipliers after the breaker at this session, each in [0, 1].
+    benched : numpy.ndarray of bool, shape (n,)
+        True for a strategy benched by the correlation rule; its final weight is 0.
+    config : AllocationConfig
+        ``total_capital`` and ``redistribute_freed_capital``.
+
+    Returns
+    -------
+    final_weight : numpy.ndarray of float64, shape (n,)
+        Fractions of ``total_capital``, >= 0: ``base × multiplier`` (rescaled when
+        ``redistribute_freed_capital`` is set and any final weight is positive).
+    capital : numpy.ndarray of float64, shape (n,)
+        Account currency (the unit of ``total_capital``), >= 0;
+        ``final_weight × total_capital``, not rounded.
+    """
     final = np.where(benched, 0.0, base * multipliers)
     if config.redistribute_freed_capital:
         total_final = float(final.sum())
         if total_final > 0.0:
             final = final * (float(base[~benched].sum()) / total_final)
-    return final, final * config.total_capital
+    # total_capital is an exact Decimal in the configuration; the rules' analytics are float64.
+    return final, final * float(config.total_capital)

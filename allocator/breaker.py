@@ -4,40 +4,29 @@
 month-to-date return and 90-day Sharpe, and returns a :class:`BreakerDecision` with the new
 state and whether it changed. ``half`` is not latched; ``halted`` is, until
 ``sharpe > recovery_sharpe`` (strict), and on release the MTD rule decides the new state in the
-same session. A NaN MTD leaves any state unchanged.
+same session. A NaN MTD leaves any state unchanged. The states themselves
+(:class:`~allocator.states.BreakerState`) live with the published strategy states in
+:mod:`allocator.states`.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from allocator.arrays import CodeArray, FloatArray
 from allocator.config import BreakerConfig
+from allocator.states import BreakerState
 
 __all__ = [
     "BreakerDecision",
-    "BreakerState",
     "multiplier",
     "multipliers",
     "transition",
     "transition_all",
 ]
-
-
-class BreakerState(enum.IntEnum):
-    """Breaker states; the integer codes are stable (used in arrays)."""
-
-    NORMAL = 0
-    HALF = 1
-    HALTED = 2
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
 
 
 def multiplier(state: BreakerState, config: BreakerConfig) -> float:
@@ -51,17 +40,27 @@ def multiplier(state: BreakerState, config: BreakerConfig) -> float:
 
 @dataclass(frozen=True, slots=True)
 class BreakerDecision:
-    """Outcome of one session: ``old`` -> ``new``; ``event`` is ``"old->new"`` or ``None``."""
+    """Outcome of one session: ``old`` -> ``new``; ``event`` is ``"old->new"`` or ``None``.
+
+    Attributes
+    ----------
+    old : BreakerState
+        The state at the start of the session.
+    new : BreakerState
+        The state after the session's close.
+    """
 
     old: BreakerState
     new: BreakerState
 
     @property
     def changed(self) -> bool:
+        """Whether the session moved the breaker."""
         return self.old is not self.new
 
     @property
     def event(self) -> str | None:
+        """The event as stored (``"normal->half"``), or ``None`` when nothing changed."""
         return f"{self.old.label}->{self.new.label}" if self.changed else None
 
 
@@ -76,7 +75,7 @@ def _mtd_rule(mtd: float, config: BreakerConfig) -> BreakerState:
 def transition(
     state: BreakerState, mtd_return: float, sharpe_90d: float, config: BreakerConfig
 ) -> BreakerDecision:
-    """The breaker's step at the close of one session (SPEC §5)."""
+    """Take the breaker's step at the close of one session (SPEC §5)."""
     if math.isnan(mtd_return):
         return BreakerDecision(state, state)
     if state is BreakerState.HALTED and not (sharpe_90d > config.recovery_sharpe):
@@ -85,11 +84,11 @@ def transition(
 
 
 def transition_all(
-    states: npt.NDArray[np.int8],
-    mtd_return: npt.NDArray[np.float64],
-    sharpe_90d: npt.NDArray[np.float64],
+    states: CodeArray,
+    mtd_return: FloatArray,
+    sharpe_90d: FloatArray,
     config: BreakerConfig,
-) -> npt.NDArray[np.int8]:
+) -> CodeArray:
     """:func:`transition` for every strategy at once (state codes in, state codes out)."""
     normal, half, halted = (
         int(BreakerState.NORMAL),
@@ -106,7 +105,7 @@ def transition_all(
     return np.where(keep, states, by_mtd).astype(np.int8)
 
 
-def multipliers(states: npt.NDArray[np.int8], config: BreakerConfig) -> npt.NDArray[np.float64]:
+def multipliers(states: CodeArray, config: BreakerConfig) -> FloatArray:
     """:func:`multiplier` for every state code."""
     table = np.array([1.0, config.half_multiplier, 0.0])
     return np.asarray(table[states], dtype=np.float64)

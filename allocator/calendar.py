@@ -3,6 +3,12 @@
 A thin, typed face over ``exchange_calendars``: the sessions between two dates as
 ``datetime64[D]`` and the mapping of any date to the session it belongs to (itself when it is a
 session, else the next session, so that a crypto weekend compounds into Monday).
+:func:`allocator.data.build_panel` uses it to put the returns on the session clock.
+
+Why ``exchange_calendars`` is imported inside :meth:`SessionCalendar.load` and not at module
+level: it is a slow import, and the Dagster code location, which every bar run loads before its
+orders go out, imports this module (the rule-side checks and the rebalance schedule call it
+inside their functions), while a bar run needs no calendar at all.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from allocator.arrays import DateArray
 from allocator.errors import ConfigError
 
 __all__ = ["SessionCalendar"]
 
-DateArray = npt.NDArray[np.datetime64]
 
 # How far past the last date to look for the session a trailing non-session date rolls into.
 _ROLL_MARGIN_DAYS = 20
@@ -27,14 +33,44 @@ _XCALS_PANDAS_DEPRECATION = "Series.values returning an ndarray that drops timez
 
 @dataclass(frozen=True, slots=True)
 class SessionCalendar:
-    """Sessions of the named calendar from ``start`` to ``end`` (inclusive, as ``datetime64[D]``),
-    plus a margin after ``end`` so that a trailing weekend date has a session to roll into."""
+    """Sessions of a named exchange calendar over a range of dates, plus a margin.
+
+    Build it with :meth:`load`. The margin after ``end`` (20 calendar days) gives a trailing
+    non-session date (a weekend, a holiday) a session to roll into.
+
+    Attributes
+    ----------
+    name : str
+        The ``exchange_calendars`` name or alias, e.g. ``"XNYS"``.
+    sessions : numpy.ndarray of datetime64[D]
+        The calendar's sessions from the first one on or after ``start`` to the last one on or
+        before ``end`` + 20 days, ascending, one per trading day.
+    """
 
     name: str
     sessions: DateArray
 
     @classmethod
     def load(cls, name: str, start: dt.date, end: dt.date) -> SessionCalendar:
+        """Load the sessions of calendar ``name`` from ``start`` to ``end`` plus the margin.
+
+        Parameters
+        ----------
+        name : str
+            An ``exchange_calendars`` name or alias (the config key ``calendar.name``).
+        start, end : datetime.date
+            First and last date to cover (inclusive).
+
+        Returns
+        -------
+        SessionCalendar
+
+        Raises
+        ------
+        ConfigError
+            Keyed ``calendar.name``: the name is unknown, or the calendar cannot cover the
+            range.
+        """
         import exchange_calendars as xcals  # slow import: only when a calendar is needed
 
         if name not in xcals.get_calendar_names(include_aliases=True):
@@ -57,6 +93,19 @@ class SessionCalendar:
         return cls(name=name, sessions=sessions)
 
     def roll_forward(self, dates: DateArray) -> npt.NDArray[np.intp]:
-        """Index of the session each date belongs to: the date itself if it is a session, else
-        the next session. Dates past the last known session map to ``len(sessions)``."""
+        """Return the index of the session each date belongs to.
+
+        That is the date itself if it is a session, else the next session. Dates past the last
+        known session map to ``len(sessions)``.
+
+        Parameters
+        ----------
+        dates : numpy.ndarray of datetime64
+            Any datetime64 unit; times of day are dropped (cast to ``datetime64[D]``).
+
+        Returns
+        -------
+        numpy.ndarray of intp
+            Indices into :attr:`sessions`, same shape as ``dates``.
+        """
         return np.searchsorted(self.sessions, dates.astype("datetime64[D]"), side="left")

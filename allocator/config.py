@@ -1,9 +1,23 @@
-"""Frozen, validated configuration with every default of SPEC.md.
+"""Frozen, validated configuration with every default of SPEC.md (the TOML keys of SPEC §11).
 
 Each section is an immutable, keyword-only dataclass that checks its own values when it is
-built; :class:`AllocatorConfig` groups them and loads from TOML (SPEC §11 keys). An unknown
-section or key, a value of the wrong type, a negative window or an out-of-range threshold is a
-:class:`~allocator.errors.ConfigError` whose message starts with the dotted key.
+built; :class:`AllocatorConfig` groups them and loads from TOML. An unknown section or key, a
+value of the wrong type or a number outside its range is a
+:class:`~allocator.errors.ConfigError` whose message starts with the dotted key
+(``execution.bar_tolerance: must be <= 1000 bars, got 1000000``). Every number has a range, so
+that a value the code cannot use (a tolerance that overflows a date, a window that would
+allocate terabytes) is refused here and not deep inside a run.
+
+Money and the ratios used in money arithmetic are :class:`~decimal.Decimal`
+(``allocation.total_capital``, ``routing.multi_broker_threshold``, ``execution.cash_quantum``,
+``execution.max_leverage``): a TOML number becomes a Decimal through its text
+(``Decimal(str(v))``), never through the binary float, so ``98000.10`` stays exactly that. Why
+here and not at each call site: the ledger's arithmetic is exact, and a conversion done once at
+the edge cannot be forgotten (or done through ``float``) by one of the callers. The rules engine
+converts ``total_capital`` to float at its own boundary (its analytics are float64).
+
+Where the configuration file comes from, and how the ``ALLOCATOR_*`` environment and the
+command-line flags override it, is :mod:`allocator.settings`.
 """
 
 from __future__ import annotations
@@ -33,15 +47,65 @@ __all__ = [
 
 SizingMethod = Literal["inverse_vol", "erc"]
 
+# Upper bounds. Windows and schedules count sessions: 10,000 is about 40 years of XNYS sessions
+# (the correlation kernel holds window × strategies values). Money stays below 10^12 so that
+# the rules engine's float64 keeps every cent exact (2^53 ≈ 9 × 10^15 cents).
+MAX_SESSIONS = 10_000
+MAX_MONEY = Decimal(10) ** 12
+MAX_LEVERAGE = Decimal(100)
+MAX_ANNUALIZATION = 366
+MAX_ABS_SHARPE = 10.0
+# A past bar may be at most 1,000 bars old and a bar at most a week long: the oldest accepted
+# bar end (now − tolerance × interval) then stays within about 20 years of now.
+MAX_BAR_TOLERANCE = 1_000
+MAX_BAR_INTERVAL_S = 7 * 86_400
+MIN_CASH_QUANTUM = Decimal("1e-12")
 
-def _positive_int(section: str, name: str, value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"{section}.{name}", f"must be a whole number >= 1, got {value!r}")
+
+def _whole(section: str, name: str, value: int, lo: int, hi: int, unit: str = "") -> None:
+    """``lo <= value <= hi``; the lower-bound message keeps the established wording."""
+    suffix = f" {unit}" if unit else ""
+    if value < lo:
+        if unit:
+            raise ConfigError(f"{section}.{name}", f"must be >= {lo}{suffix}, got {value!r}")
+        raise ConfigError(f"{section}.{name}", f"must be a whole number >= {lo}, got {value!r}")
+    if value > hi:
+        raise ConfigError(f"{section}.{name}", f"must be <= {hi}{suffix}, got {value!r}")
 
 
 def _finite(section: str, name: str, value: float) -> None:
     if not math.isfinite(value):
         raise ConfigError(f"{section}.{name}", f"must be a finite number, got {value!r}")
+
+
+def _decimal(section: str, name: str, value: object) -> Decimal:
+    """``value`` as an exact Decimal (a float through its text); a finite one."""
+    key = f"{section}.{name}"
+    if isinstance(value, bool):
+        raise ConfigError(key, f"must be a number, got {value!r}")
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int | float | str):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ConfigError(key, f"must be a decimal number, got {value!r}") from None
+    else:
+        raise ConfigError(key, f"must be a number, got {value!r}")
+    if not number.is_finite():
+        raise ConfigError(key, f"must be a finite number, got {value!r}")
+    return number
+
+
+def _money_field(obj: object, section: str, name: str, lo: Decimal, hi: Decimal) -> Decimal:
+    """Convert ``obj.name`` to Decimal in place (the dataclass is frozen) and check its range."""
+    number = _decimal(section, name, getattr(obj, name))
+    object.__setattr__(obj, name, number)
+    if number < lo:
+        raise ConfigError(f"{section}.{name}", f"must be >= {lo}, got {number}")
+    if number > hi:
+        raise ConfigError(f"{section}.{name}", f"must be <= {hi}, got {number}")
+    return number
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,17 +119,15 @@ class SizingConfig:
     rebalance_every: int = 60
 
     def __post_init__(self) -> None:
+        """Check ``method`` and the windows' ranges; raise :class:`ConfigError` if one is wrong."""
         if self.method not in get_args(SizingMethod):
             raise ConfigError(
                 "sizing.method",
                 f"must be one of {list(get_args(SizingMethod))}, got {self.method!r}",
             )
-        _positive_int(self.SECTION, "annualization", self.annualization)
-        _positive_int(self.SECTION, "rebalance_every", self.rebalance_every)
-        if self.vol_window < 2:
-            raise ConfigError(
-                "sizing.vol_window", f"must be >= 2 sessions, got {self.vol_window!r}"
-            )
+        _whole(self.SECTION, "annualization", self.annualization, 1, MAX_ANNUALIZATION)
+        _whole(self.SECTION, "rebalance_every", self.rebalance_every, 1, MAX_SESSIONS)
+        _whole(self.SECTION, "vol_window", self.vol_window, 2, MAX_SESSIONS, "sessions")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,9 +140,9 @@ class CorrelationConfig:
     persistence: int = 30
 
     def __post_init__(self) -> None:
-        if self.window < 2:
-            raise ConfigError("correlation.window", f"must be >= 2 sessions, got {self.window!r}")
-        _positive_int(self.SECTION, "persistence", self.persistence)
+        """Check the window, the persistence and ``-1 < threshold < 1``; raise ``ConfigError``."""
+        _whole(self.SECTION, "window", self.window, 2, MAX_SESSIONS, "sessions")
+        _whole(self.SECTION, "persistence", self.persistence, 1, MAX_SESSIONS)
         if not -1.0 < self.threshold < 1.0:
             raise ConfigError(
                 "correlation.threshold", f"must lie in (-1, 1), got {self.threshold!r}"
@@ -99,10 +161,8 @@ class BreakerConfig:
     half_multiplier: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.sharpe_window < 2:
-            raise ConfigError(
-                "breaker.sharpe_window", f"must be >= 2 sessions, got {self.sharpe_window!r}"
-            )
+        """Check ``halt_at <= half_at`` in (-1, 0) and every other range; raise ``ConfigError``."""
+        _whole(self.SECTION, "sharpe_window", self.sharpe_window, 2, MAX_SESSIONS, "sessions")
         for name in ("half_at", "halt_at"):
             value = getattr(self, name)
             if not -1.0 < value < 0.0:
@@ -113,6 +173,12 @@ class BreakerConfig:
                 f"must be <= breaker.half_at ({self.half_at!r}), got {self.halt_at!r}",
             )
         _finite(self.SECTION, "recovery_sharpe", self.recovery_sharpe)
+        if not -MAX_ABS_SHARPE <= self.recovery_sharpe <= MAX_ABS_SHARPE:
+            raise ConfigError(
+                "breaker.recovery_sharpe",
+                f"must lie in [{-MAX_ABS_SHARPE:g}, {MAX_ABS_SHARPE:g}], "
+                f"got {self.recovery_sharpe!r}",
+            )
         if not 0.0 <= self.half_multiplier <= 1.0:
             raise ConfigError(
                 "breaker.half_multiplier", f"must lie in [0, 1], got {self.half_multiplier!r}"
@@ -123,21 +189,19 @@ class BreakerConfig:
 class AllocationConfig:
     """Turning weights into capital (SPEC §6).
 
+    ``total_capital`` is the book in account currency (a Decimal in [0, 10^12]).
     ``redistribute_freed_capital = true`` rescales the final weights so that they sum to the
     same total as the base weights (capital freed by a breaker goes pro rata to the others);
     the default keeps it in cash.
     """
 
     SECTION: ClassVar[str] = "allocation"
-    total_capital: float = 100_000.0
+    total_capital: Decimal = Decimal(100_000)
     redistribute_freed_capital: bool = False
 
     def __post_init__(self) -> None:
-        _finite(self.SECTION, "total_capital", self.total_capital)
-        if self.total_capital < 0:
-            raise ConfigError(
-                "allocation.total_capital", f"must be >= 0, got {self.total_capital!r}"
-            )
+        """Convert ``total_capital`` to Decimal (through its text); check it is in [0, 10^12]."""
+        _money_field(self, self.SECTION, "total_capital", Decimal(0), MAX_MONEY)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -148,6 +212,7 @@ class CalendarConfig:
     name: str = "XNYS"
 
     def __post_init__(self) -> None:
+        """Refuse an empty calendar name with :class:`ConfigError`."""
         if not self.name:
             raise ConfigError("calendar.name", "must not be empty")
 
@@ -156,70 +221,80 @@ class CalendarConfig:
 class ExecutionConfig:
     """Per-bar gating and the ledger's money arithmetic (SPEC §7).
 
-    ``cash_quantum`` is the smallest unit of cash the ledger stores (fees are split to it);
-    ``max_leverage`` is the default gross-notional cap per unit of capital; ``bar_tolerance``
-    is how many bars in the past an intent may still be accepted by the live inbox, each bar
-    lasting ``bar_interval_seconds``; ``ledger_url`` is the ledger's SQLAlchemy URL (empty: the
-    SQLite file ``data/ledger.sqlite`` of the project).
+    ``cash_quantum`` is the smallest unit of cash the ledger stores (fees are split to it; a
+    Decimal in [10^-12, 1]); ``max_leverage`` is the default gross-notional cap per unit of
+    capital (a Decimal in [0, 100]); ``bar_tolerance`` is how many bars in the past an intent
+    may still be accepted by the live inbox ([0, 1000]), each bar lasting
+    ``bar_interval_seconds`` ([1, 604800]: a week at most); ``ledger_url`` is the ledger's
+    SQLAlchemy URL (empty: the environment's, else the default file; see
+    :mod:`allocator.settings`).
     """
 
     SECTION: ClassVar[str] = "execution"
-    max_leverage: float = 1.0
-    cash_quantum: str = "0.00000001"
+    max_leverage: Decimal = Decimal(1)
+    cash_quantum: Decimal = Decimal("0.00000001")
     bar_tolerance: int = 0
     bar_interval_seconds: int = 86_400
     account: str = "paper"
     ledger_url: str = ""
 
     def __post_init__(self) -> None:
-        _finite(self.SECTION, "max_leverage", self.max_leverage)
-        if self.max_leverage < 0:
-            raise ConfigError("execution.max_leverage", f"must be >= 0, got {self.max_leverage!r}")
-        try:
-            quantum = Decimal(self.cash_quantum)
-        except InvalidOperation:
-            raise ConfigError(
-                "execution.cash_quantum", f"must be a decimal number, got {self.cash_quantum!r}"
-            ) from None
-        if not quantum.is_finite() or quantum <= 0:
-            raise ConfigError("execution.cash_quantum", f"must be > 0, got {self.cash_quantum!r}")
+        """Convert the money fields to Decimal and check every field; raise ``ConfigError``."""
+        _money_field(self, self.SECTION, "max_leverage", Decimal(0), MAX_LEVERAGE)
+        quantum = _decimal(self.SECTION, "cash_quantum", self.cash_quantum)
+        object.__setattr__(self, "cash_quantum", quantum)
+        if quantum <= 0:
+            raise ConfigError("execution.cash_quantum", f"must be > 0, got {quantum}")
+        if not MIN_CASH_QUANTUM <= quantum <= 1:
+            raise ConfigError("execution.cash_quantum", f"must lie in [1e-12, 1], got {quantum}")
         if self.bar_tolerance < 0:
             raise ConfigError(
                 "execution.bar_tolerance", f"must be >= 0, got {self.bar_tolerance!r}"
             )
-        _positive_int(self.SECTION, "bar_interval_seconds", self.bar_interval_seconds)
+        if self.bar_tolerance > MAX_BAR_TOLERANCE:
+            raise ConfigError(
+                "execution.bar_tolerance",
+                f"must be <= {MAX_BAR_TOLERANCE} bars, got {self.bar_tolerance!r}",
+            )
+        _whole(
+            self.SECTION, "bar_interval_seconds", self.bar_interval_seconds, 1, MAX_BAR_INTERVAL_S
+        )
         if not self.account or not self.account.isalnum():
             raise ConfigError(
                 "execution.account", f"must be a non-empty [A-Za-z0-9] name, got {self.account!r}"
+            )
+        if self.ledger_url and "://" not in self.ledger_url:
+            raise ConfigError(
+                "execution.ledger_url",
+                "must be a SQLAlchemy URL such as sqlite:///path/ledger.sqlite, "
+                f"got {self.ledger_url!r}",
             )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoutingConfig:
-    """Routing by asset class and the multi-broker threshold (SPEC §8)."""
+    """Routing by asset class and the multi-broker threshold (SPEC §8).
+
+    ``multi_broker_threshold`` is total capital in account currency (a Decimal in
+    [0, 10^12]); ``crypto_exchange`` is the ccxt exchange the ``allocator broker`` commands
+    use when ``CCXT_EXCHANGE`` is not set.
+    """
 
     SECTION: ClassVar[str] = "routing"
-    multi_broker_threshold: float = 25_000.0
+    multi_broker_threshold: Decimal = Decimal(25_000)
     proxy_map: Mapping[str, str] = field(default_factory=lambda: {"ES": "SPY", "NQ": "QQQ"})
     crypto_exchange: str = "binance"
-    crypto_exchange_map: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _finite(self.SECTION, "multi_broker_threshold", self.multi_broker_threshold)
-        if self.multi_broker_threshold < 0:
-            raise ConfigError(
-                "routing.multi_broker_threshold",
-                f"must be >= 0, got {self.multi_broker_threshold!r}",
-            )
-        for name in ("proxy_map", "crypto_exchange_map"):
-            mapping = getattr(self, name)
-            for key, value in mapping.items():
-                if not isinstance(key, str) or not isinstance(value, str) or not value:
-                    raise ConfigError(
-                        f"routing.{name}.{key}", f"must map a symbol to a name, got {value!r}"
-                    )
-            # Freeze the mapping so that the config stays immutable.
-            object.__setattr__(self, name, types.MappingProxyType(dict(mapping)))
+        """Convert the threshold to Decimal, check and freeze ``proxy_map``, check the exchange."""
+        _money_field(self, self.SECTION, "multi_broker_threshold", Decimal(0), MAX_MONEY)
+        for key, value in self.proxy_map.items():
+            if not isinstance(key, str) or not isinstance(value, str) or not value:
+                raise ConfigError(
+                    f"routing.proxy_map.{key}", f"must map a symbol to a name, got {value!r}"
+                )
+        # Freeze the mapping so that the config stays immutable.
+        object.__setattr__(self, "proxy_map", types.MappingProxyType(dict(self.proxy_map)))
         if not self.crypto_exchange:
             raise ConfigError("routing.crypto_exchange", "must not be empty")
 
@@ -236,7 +311,11 @@ _SECTIONS: tuple[type[Any], ...] = (
 
 
 def _coerce(key: str, hint: Any, value: Any) -> Any:
-    """Check one TOML value against the field's annotation; ints widen to floats."""
+    """Check one TOML value against the field's annotation and return it converted.
+
+    Ints widen to floats, and a Decimal field takes a number or a decimal string through its
+    text (never a float).
+    """
     origin = get_origin(hint)
     if origin is Literal:
         if value not in get_args(hint):
@@ -254,6 +333,9 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(key, f"must be a number, got {value!r}")
         return float(value)
+    if hint is Decimal:
+        section, _, name = key.partition(".")
+        return _decimal(section, name, value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(key, f"must be a string, got {value!r}")

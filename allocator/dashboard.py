@@ -7,10 +7,19 @@ to market after each bar with exact decimals; :func:`build_dashboard` draws it w
 its JavaScript embedded so that the file works offline.
 
 Attributed P&L of a strategy after bar ``b`` = its cash (the sum of its virtual fills' cash)
-plus Σ its position × the bar's reference price. The book's P&L is the same figure computed
-from the broker's own fills. SPEC §7's attribution invariants make the two equal exactly; the
-dashboard shows both and :attr:`BookSeries.unexplained` is their difference (zero, to the cent
-and below).
+plus Σ its position × the bar's reference price (the last price seen before, for a symbol the
+bar has no price for). The book's P&L is the same figure computed from the broker's own fills.
+SPEC §7's attribution invariants make the two equal exactly; the dashboard shows both and
+:attr:`BookSeries.unexplained` is their difference (zero, to the cent and below). It also draws
+the published allocations (§6), the flagged pairs and benches (§3), the breaker states (§5)
+and the netting savings (§7). The ``dashboard`` asset (``assets/dashboard.py``) reads the
+ledger into a :class:`LedgerHistory` and writes the file.
+
+Why the marks are :class:`~decimal.Decimal` and not float: the dashboard's claim is that the
+strategies' P&L sums to the book's exactly, and a float sum over thousands of fills would leave
+a rounding residue that looks like unexplained P&L. Why the replay engine is imported inside
+:func:`flagged_pairs`: it pulls in numba, and this module is loaded by the code location that
+every bar run starts with.
 """
 
 from __future__ import annotations
@@ -21,11 +30,12 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
+from allocator.arrays import FloatArray
 from allocator.config import AllocatorConfig
 from allocator.data import build_panel, validate_returns
+from allocator.states import BreakerState
 
 __all__ = [
     "BookSeries",
@@ -42,14 +52,33 @@ __all__ = [
     "summary_frames",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 _CENT = Decimal("0.01")
-_STATE_CODE = {"normal": 0, "half": 1, "halted": 2}
+_STATE_CODE = {state.label: int(state) for state in BreakerState}
 
 
 @dataclass(frozen=True, slots=True)
 class VirtualFillRow:
-    """A strategy's virtual fill of one bar (``qty`` signed, ``cash`` = −qty × price − fee)."""
+    """A strategy's virtual fill of one bar (``qty`` signed, ``cash`` = −qty × price − fee).
+
+    Attributes
+    ----------
+    bar : str
+        The bar, as the ledger keys it (``YYYY-MM-DD`` or a UTC instant ``...Z``).
+    strategy : str
+        The strategy's name.
+    symbol : str
+        The instrument's symbol.
+    qty : decimal.Decimal
+        Base units (shares, contracts, coins), signed: + bought, − sold.
+    price : decimal.Decimal
+        Quote currency per base unit: the broker's average price, or the reference price for
+        an internal cross with no broker fill.
+    cash : decimal.Decimal
+        Quote currency, + received: −qty × price − the strategy's fee share (0 for an internal
+        cross).
+    internal : bool
+        True for the part crossed internally against other strategies (no broker order).
+    """
 
     bar: str
     strategy: str
@@ -62,7 +91,19 @@ class VirtualFillRow:
 
 @dataclass(frozen=True, slots=True)
 class BrokerFillRow:
-    """A broker fill of one bar: ``qty`` signed (+ bought), ``cash`` = −qty × price − fee."""
+    """A broker fill of one bar: ``qty`` signed (+ bought), ``cash`` = −qty × price − fee.
+
+    Attributes
+    ----------
+    bar : str
+        The bar of the order the fill belongs to.
+    symbol : str
+        The instrument's symbol.
+    qty : decimal.Decimal
+        Base units, signed: + bought, − sold.
+    cash : decimal.Decimal
+        Quote currency, + received: −qty × price − fee.
+    """
 
     bar: str
     symbol: str
@@ -79,6 +120,34 @@ class LedgerHistory:
     benched``; ``events`` ``date, kind, strategy, detail``; ``returns`` ``date, strategy,
     return``; ``savings[bar]`` is ``(would_pay, fee_paid)``; ``refusals`` counts cut or refused
     intents by reason.
+
+    Attributes
+    ----------
+    bars : tuple of str
+        Every recorded bar, ascending. The comparison curves look the strategies' returns up by
+        bar key, so they assume daily bars keyed ``YYYY-MM-DD``.
+    virtual_fills : tuple of VirtualFillRow
+        Every strategy's virtual fills.
+    broker_fills : tuple of BrokerFillRow
+        Every broker fill.
+    savings : mapping of str to (Decimal, Decimal)
+        Per bar: the fees the accepted intents would have paid as separate orders, and the fee
+        actually paid; quote currency, >= 0.
+    prices : mapping of str to mapping of str to Decimal
+        Per bar, per symbol: the reference price, quote currency per base unit.
+    venues : mapping of str to str
+        Per symbol: the venue it is routed to.
+    allocations : pandas.DataFrame
+        The published allocations (``capital`` in account currency, ``final_weight`` a
+        fraction of ``total_capital``, ``breaker_state`` its label, ``benched`` bool).
+    events : pandas.DataFrame
+        The rules' events as in ``events.csv``.
+    returns : pandas.DataFrame
+        The strategies' own daily simple returns (fractions), long format.
+    refusals : mapping of str to int
+        Count of cut or refused intents per reason, >= 0.
+    total_capital : float
+        Account currency, >= 0 (``allocation.total_capital``); every equity curve starts here.
     """
 
     bars: tuple[str, ...]
@@ -96,10 +165,35 @@ class LedgerHistory:
 
 @dataclass(frozen=True, slots=True)
 class BookSeries:
-    """Per-bar marks. ``strategy_pnl[s][b]`` and ``book_pnl[b]`` are exact decimals (quote
-    currency); ``venue_gross[v][b]`` the book's gross notional at venue ``v``;
-    ``savings_cum`` the cumulative netting savings (fees) and ``crossed_cum`` the cumulative
-    notional crossed internally (turnover that never reached a broker)."""
+    """Per-bar marks of every strategy's virtual book and of the broker's book.
+
+    ``strategy_pnl[s][b]`` and ``book_pnl[b]`` are exact decimals (quote currency);
+    ``venue_gross[v][b]`` the book's gross notional at venue ``v``; ``savings_cum`` the
+    cumulative netting savings (fees) and ``crossed_cum`` the cumulative notional crossed
+    internally (turnover that never reached a broker).
+
+    Attributes
+    ----------
+    bars : tuple of str
+        The bars, ascending; index ``b`` of every series.
+    strategies : tuple of str
+        Strategies with returns or virtual fills, in code-point order.
+    strategy_pnl : mapping of str to tuple of Decimal
+        Per strategy, per bar: attributed P&L since the first bar, quote currency, signed
+        (+ profit); cash plus the positions marked at the bar's prices.
+    book_pnl : tuple of Decimal
+        Per bar: the broker book's P&L computed the same way from the broker's fills.
+    venue_gross : mapping of str to numpy.ndarray of float64
+        Per venue, per bar: Σ |book position| × price, quote currency, >= 0 (symbols with no
+        known venue are not counted).
+    savings_cum : tuple of Decimal
+        Per bar: cumulative (fees the intents would have paid − fee paid), quote currency.
+    fees_cum : tuple of Decimal
+        Per bar: cumulative fees paid to brokers, quote currency, >= 0.
+    crossed_cum : tuple of Decimal
+        Per bar: cumulative notional crossed internally, quote currency, >= 0 (each cross
+        counted once, though both sides are recorded).
+    """
 
     bars: tuple[str, ...]
     strategies: tuple[str, ...]
@@ -112,6 +206,7 @@ class BookSeries:
 
     @property
     def attributed_total(self) -> tuple[Decimal, ...]:
+        """Per bar, the sum of the strategies' attributed P&L (exact)."""
         return tuple(
             sum((self.strategy_pnl[s][b] for s in self.strategies), Decimal(0))
             for b in range(len(self.bars))
@@ -140,7 +235,22 @@ def _mark(
 
 
 def book_series(history: LedgerHistory) -> BookSeries:
-    """Mark every strategy's virtual book and the broker's book after each bar (exact)."""
+    """Mark every strategy's virtual book and the broker's book after each bar (exact).
+
+    Parameters
+    ----------
+    history : LedgerHistory
+        What the ledger recorded.
+
+    Returns
+    -------
+    BookSeries
+
+    Raises
+    ------
+    ValueError
+        A held symbol has had no price in this or any earlier bar.
+    """
     strategies = tuple(
         sorted(set(history.returns["strategy"]) | {f.strategy for f in history.virtual_fills})
     )
@@ -207,7 +317,22 @@ def book_series(history: LedgerHistory) -> BookSeries:
 
 @dataclass(frozen=True, slots=True)
 class Performance:
-    """Annualised return (geometric), volatility, Sharpe (rf 0) and maximum drawdown (< 0)."""
+    """Annualised return (geometric), volatility, Sharpe (rf 0) and maximum drawdown (<= 0).
+
+    Attributes
+    ----------
+    annual_return : float
+        Geometric annualised return, a fraction (0.0246 = 2.46%); -1 when the curve ends at or
+        below zero.
+    volatility : float
+        Sample std (ddof 1) of the per-session simple returns × sqrt(annualization), a
+        fraction, >= 0.
+    sharpe : float
+        Mean / std of the per-session returns × sqrt(annualization), risk-free 0; NaN when the
+        std is 0.
+    max_drawdown : float
+        Lowest equity / running peak − 1, a fraction, <= 0.
+    """
 
     annual_return: float
     volatility: float
@@ -216,7 +341,24 @@ class Performance:
 
 
 def performance(equity: FloatArray, annualization: int = 252) -> Performance:
-    """Figures of an equity curve sampled once per session (first value: the start)."""
+    """Compute the figures of an equity curve sampled once per session (first value: the start).
+
+    Parameters
+    ----------
+    equity : numpy.ndarray of float64, shape (n,)
+        Equity in account currency, n >= 3, first value > 0.
+    annualization : int, default 252
+        Sessions per year.
+
+    Returns
+    -------
+    Performance
+
+    Raises
+    ------
+    ValueError
+        Fewer than three points, or a first value <= 0.
+    """
     e = np.asarray(equity, dtype=np.float64)
     r = e[1:] / e[:-1] - 1.0
     n = len(r)
@@ -246,7 +388,14 @@ def comparison(history: LedgerHistory, series: BookSeries) -> dict[str, FloatArr
 
     Each starts at ``total_capital`` at the close before the first bar. Equal weight holds
     1/n of the capital in each strategy's own returns, rebalanced daily; the best single
-    strategy is the one with the highest Sharpe of its own returns over the same bars.
+    strategy is the one with the highest Sharpe of its own returns over the same bars. A bar
+    with no return row for a strategy counts as a 0 return for it.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of float64
+        ``"book"``, ``"equal weight"`` and, when any strategy has a defined Sharpe,
+        ``"best single (<name>)"``; each has ``len(bars) + 1`` values in account currency.
     """
     capital = history.total_capital
     book = np.array([capital] + [capital + float(p) for p in series.book_pnl])
@@ -262,8 +411,15 @@ def comparison(history: LedgerHistory, series: BookSeries) -> dict[str, FloatArr
 
 
 def flagged_pairs(history: LedgerHistory, config: AllocatorConfig) -> pd.DataFrame:
-    """Sessions on which each pair was flagged (SPEC §3), replayed from the stored returns with
-    the same engine: columns ``date, pair, corr_90d``."""
+    """Return the sessions on which each pair was flagged (SPEC §3).
+
+    Replayed from the stored returns with the same engine as the rule set.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``date`` (``YYYY-MM-DD``), ``pair`` (``"a / b"``) and ``corr_90d``.
+    """
     # Imported here: the replay engine pulls in numba (~0.25 s), and this module is loaded by
     # the code location that every bar run starts with, before its orders go out.
     from allocator.replay import replay
@@ -290,9 +446,28 @@ def _money(x: Decimal) -> str:
 
 
 def cents_summing_to(values: Mapping[str, Decimal], total: Decimal) -> dict[str, Decimal]:
-    """Round each value to the cent so that they add up to ``total`` rounded to the cent
-    (largest-remainder: floor each, then one cent more to the largest remainders, ties by
-    name). ``total`` must equal the exact sum of ``values`` (the attribution invariant)."""
+    """Round each value to the cent so that they add up to ``total`` rounded to the cent.
+
+    Largest-remainder method: floor each, then one cent more to the largest remainders, ties by
+    name. ``total`` must equal the exact sum of ``values`` (the attribution invariant).
+
+    Parameters
+    ----------
+    values : mapping of str to Decimal
+        Exact amounts (quote currency) per name.
+    total : decimal.Decimal
+        Their exact sum.
+
+    Returns
+    -------
+    dict of str to Decimal
+        Amounts in whole cents whose sum is ``total`` rounded to the cent.
+
+    Raises
+    ------
+    ValueError
+        ``values`` do not sum to ``total`` exactly.
+    """
     exact_sum = sum(values.values(), Decimal(0))
     if exact_sum != total:
         raise ValueError(f"attributed P&L {exact_sum} does not sum to the book {total}")
@@ -305,7 +480,17 @@ def cents_summing_to(values: Mapping[str, Decimal], total: Decimal) -> dict[str,
 
 
 def summary_frames(history: LedgerHistory, series: BookSeries) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-strategy attributed P&L (with the book as the last row) and the comparison table."""
+    """Build the per-strategy attributed P&L table and the comparison table.
+
+    Returns
+    -------
+    pnl : pandas.DataFrame
+        ``strategy, attributed_pnl`` (Decimal, whole cents): one row per strategy, then
+        ``sum of strategies`` and ``book (broker fills)``.
+    perf : pandas.DataFrame
+        ``portfolio, final_equity, annual_return, volatility, sharpe, max_drawdown``, one row
+        per curve of :func:`comparison`.
+    """
     final = cents_summing_to(
         {s: series.strategy_pnl[s][-1] for s in series.strategies}, series.book_pnl[-1]
     )
@@ -340,7 +525,27 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 def build_dashboard(
     history: LedgerHistory, config: AllocatorConfig, *, title: str = "Allocator"
 ) -> str:
-    """The whole dashboard as one HTML document (Plotly's JavaScript inlined once)."""
+    """Build the whole dashboard as one HTML document (Plotly's JavaScript inlined once).
+
+    Parameters
+    ----------
+    history : LedgerHistory
+        What the ledger recorded; at least one bar.
+    config : AllocatorConfig
+        The rules' parameters (the correlation window, the calendar).
+    title : str, default "Allocator"
+        The page's title.
+
+    Returns
+    -------
+    str
+        A self-contained HTML page that works offline.
+
+    Raises
+    ------
+    ValueError
+        ``history`` has no bar.
+    """
     import plotly.graph_objects as go  # type: ignore[import-untyped]
     from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
@@ -502,7 +707,10 @@ def build_dashboard(
                 [0.67, "#d62728"],
                 [1.0, "#d62728"],
             ],
-            colorbar={"tickvals": [0, 1, 2], "ticktext": ["normal", "half", "halted"]},
+            colorbar={
+                "tickvals": [int(state) for state in BreakerState],
+                "ticktext": [state.label for state in BreakerState],
+            },
         )
     )
     fig.update_layout(title="Drawdown breaker state per strategy", height=340)

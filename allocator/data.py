@@ -12,7 +12,13 @@ Two readings of SPEC §1 made explicit here:
   are ignored (there is nothing to be missing yet).
 * Several rows of one strategy that fall on the same session (a session plus the non-session
   days rolled into it) are compounded, ``prod(1 + r) - 1``; if any of them is empty the session
-  is missing. A single row keeps its value bit for bit.
+  is missing. A single row keeps its value bit for bit. A trailing non-session date rolls into
+  the next session, which then belongs to the history.
+
+Why CSV fields are read as plain strings (``dtype=str``, no NA detection): an empty ``return``
+field is an explicit missing value and must be told apart from an absent row, and a token that
+pandas would silently turn into NaN (``NA``, ``null``, ``nan``) must instead be reported as
+"not a number" with its row, so that no bad input becomes a missing value unnoticed.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from allocator.arrays import FloatArray
 from allocator.calendar import SessionCalendar
 from allocator.errors import InputError
 
@@ -32,14 +39,24 @@ __all__ = ["ReturnsFrame", "ReturnsPanel", "build_panel", "load_returns", "valid
 
 REQUIRED_COLUMNS = ("date", "strategy", "return")
 
-FloatArray = npt.NDArray[np.float64]
-
 
 @dataclass(frozen=True, slots=True)
 class ReturnsFrame:
     """Validated long-format returns: parallel arrays, one entry per input row.
 
     ``ret`` is NaN where the file's field was empty (an explicit missing value).
+
+    Attributes
+    ----------
+    source : str
+        The file (or a label such as ``ledger:daily_returns``) named in error messages.
+    dates : numpy.ndarray of datetime64[D], shape (rows,)
+        Each row's calendar date as written (not yet rolled to a session).
+    strategies : numpy.ndarray of object (str), shape (rows,)
+        Each row's strategy name, stripped of surrounding spaces, never empty.
+    ret : numpy.ndarray of float64, shape (rows,)
+        Each row's simple daily return, a fraction (0.01 = +1%), finite and > -1; NaN where the
+        field was empty.
     """
 
     source: str
@@ -55,6 +72,19 @@ class ReturnsPanel:
     ``values[t, j]`` is strategy ``j``'s simple return for session ``t`` (NaN when missing or
     before it exists); ``first[j]`` is the session index of its first return
     (``len(sessions)`` if it never has one). Strategies are in code-point name order.
+
+    Attributes
+    ----------
+    sessions : numpy.ndarray of datetime64[D], shape (T,)
+        Every session of the calendar from the session of the earliest row's date to the
+        session of the latest row's date, ascending.
+    strategies : tuple of str
+        Every strategy named in the input, in code-point order (the columns).
+    values : numpy.ndarray of float64, shape (T, N)
+        Simple daily returns, fractions, > -1; NaN when missing or before the strategy exists.
+    first : numpy.ndarray of intp, shape (N,)
+        Session index of each strategy's first non-empty return, in [0, T]; T when it has
+        none.
     """
 
     sessions: npt.NDArray[np.datetime64]
@@ -63,7 +93,7 @@ class ReturnsPanel:
     first: npt.NDArray[np.intp]
 
     def prefix(self, n_sessions: int) -> ReturnsPanel:
-        """The first ``n_sessions`` sessions (for prefix-consistency checks)."""
+        """Return the first ``n_sessions`` sessions (for prefix-consistency checks)."""
         return ReturnsPanel(
             sessions=self.sessions[:n_sessions],
             strategies=self.strategies,
@@ -88,7 +118,28 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 def validate_returns(frame: pd.DataFrame, source: str) -> ReturnsFrame:
-    """Check columns, dates, names and numbers of a long-format returns table."""
+    """Check columns, dates, names and numbers of a long-format returns table.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns ``date``, ``strategy`` and ``return`` (others are ignored; names are
+        stripped): strings as read from a CSV, or typed columns from Parquet or the ledger.
+        Dates are ISO ``YYYY-MM-DD``.
+    source : str
+        The file or label named in error messages.
+
+    Returns
+    -------
+    ReturnsFrame
+
+    Raises
+    ------
+    InputError
+        With the 1-based data row: a missing column, an unparsable date, an empty strategy
+        name, a return that is not a number, not finite or <= -1, or a duplicated
+        ``(date, strategy)``.
+    """
     columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
@@ -168,13 +219,50 @@ def validate_returns(frame: pd.DataFrame, source: str) -> ReturnsFrame:
 
 
 def load_returns(path: str | Path) -> ReturnsFrame:
-    """Read and validate a returns file (``.csv`` or ``.parquet``)."""
+    """Read and validate a returns file (``.csv`` or ``.parquet``).
+
+    A ``.parquet`` or ``.pq`` suffix is read as Parquet; any other file as CSV.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    ReturnsFrame
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, or a row is invalid (see
+        :func:`validate_returns`).
+    """
     p = Path(path)
     return validate_returns(_read_table(p), str(p))
 
 
 def build_panel(frame: ReturnsFrame, calendar_name: str = "XNYS") -> ReturnsPanel:
-    """Put validated returns on the session clock of ``calendar_name``."""
+    """Put validated returns on the session clock of ``calendar_name``.
+
+    Parameters
+    ----------
+    frame : ReturnsFrame
+        Validated returns.
+    calendar_name : str, default "XNYS"
+        An ``exchange_calendars`` name (config key ``calendar.name``).
+
+    Returns
+    -------
+    ReturnsPanel
+
+    Raises
+    ------
+    InputError
+        ``frame`` has no rows.
+    ConfigError
+        The calendar is unknown or cannot cover the dates.
+    """
     if frame.dates.size == 0:
         raise InputError(frame.source, None, "no data rows")
     start = dt.date.fromisoformat(str(frame.dates.min()))

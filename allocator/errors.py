@@ -1,12 +1,40 @@
-"""Typed failures of the allocator core.
+"""Every typed failure of the allocator, in one hierarchy (STYLE §6).
 
 Every error carries the context a person needs to fix the cause: the configuration key, or the
-file, row and problem of a bad input. Nothing here is ever swallowed by the core.
+file, row and problem of a bad input, or the broker's answer. Nothing here is ever swallowed by
+the core.
+
+The hierarchy::
+
+    AllocatorError
+    ├── ConfigError (also ValueError)      a configuration key is wrong
+    ├── InputError (also ValueError)       a file, a row, a problem
+    ├── SolverError (also RuntimeError)    a solver missed its tolerance
+    ├── BarIncompleteError                 a bar cannot be settled yet (SPEC §9)
+    └── BrokerError                        a broker call failed (SPEC §9)
+        ├── OrderRejectedError             definitive: the venue does not hold the order
+        ├── DuplicateOrderError            definitive: the venue holds it, look it up
+        └── AmbiguousBrokerError           unknown outcome: look it up, never resend
+
+Why one module: a caller that must tell a rejected order from an ambiguous one, or a bad file
+from a bad key, finds every type here without importing the module that raises it; the venue
+adapters (``resources/brokers/*/errors.py``) only classify their library's exceptions into
+these.
 """
 
 from __future__ import annotations
 
-__all__ = ["AllocatorError", "ConfigError", "InputError", "SolverError"]
+__all__ = [
+    "AllocatorError",
+    "AmbiguousBrokerError",
+    "BarIncompleteError",
+    "BrokerError",
+    "ConfigError",
+    "DuplicateOrderError",
+    "InputError",
+    "OrderRejectedError",
+    "SolverError",
+]
 
 
 class AllocatorError(Exception):
@@ -42,3 +70,23 @@ class InputError(AllocatorError, ValueError):
 
 class SolverError(AllocatorError, RuntimeError):
     """A numerical solver did not reach its stated tolerance; no fallback is taken."""
+
+
+class BarIncompleteError(AllocatorError):
+    """The bar cannot be settled yet (an order's outcome is unknown); run it again later."""
+
+
+class BrokerError(AllocatorError):
+    """A broker call failed. Subclasses say whether the outcome is known."""
+
+
+class OrderRejectedError(BrokerError):
+    """Definitive: the venue refused the order (it does not exist there)."""
+
+
+class DuplicateOrderError(BrokerError):
+    """Definitive that an order with this client order id exists at the venue: look it up."""
+
+
+class AmbiguousBrokerError(BrokerError):
+    """Unknown outcome (timeout, 5xx, disconnect, rate limit): the order may have been accepted."""

@@ -1,4 +1,4 @@
-"""The one engine that walks the sessions and makes every decision of SPEC §1–§6.
+"""The one engine that walks the sessions and makes every decision of SPEC §1–§6 (and §11).
 
 :class:`AllocatorEngine` is fed one session at a time (its returns row, NaN where missing) and
 returns a :class:`SessionDecision`: statistics, re-admissions and benchings, the recompute of
@@ -14,6 +14,12 @@ Order of work at the close of session ``t`` (decisions apply from ``t + 1``):
 3. base weights, if a scheduled or event-driven recompute falls on ``t`` (§4);
 4. the breaker (§5), for every strategy;
 5. ``final_weight`` and ``capital`` (§6).
+
+Why an engine stepped one session at a time rather than rules vectorised over the whole
+history: the rules are path-dependent (the bench set, the recompute schedule and a latched
+breaker depend on earlier decisions), and the same ``step`` serves the CLI replay, the
+``rule_set`` asset, the demo's session-by-session backfill and the tests. Memory stays
+O(strategies²) per session because pair values are handed to ``on_pairs`` instead of kept.
 """
 
 from __future__ import annotations
@@ -25,23 +31,34 @@ import numpy as np
 import numpy.typing as npt
 
 from allocator.allocation import final_weights
-from allocator.breaker import BreakerState, multipliers, transition_all
+from allocator.arrays import BoolArray, FloatArray
+from allocator.breaker import multipliers, transition_all
 from allocator.config import AllocatorConfig
 from allocator.correlation import PairTable, bench_step, readmit_step
 from allocator.data import ReturnsPanel
 from allocator.sizing import SizingSchedule, erc_weights, inverse_vol_weights
+from allocator.states import BreakerState
 from allocator.stats import PairCorrelationStream, window_vol_sharpe
 
 __all__ = ["AllocatorEngine", "Event", "ReplayResult", "SessionDecision", "replay"]
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A row of ``events.csv``: ``kind`` is ``rebalance``, ``bench``, ``readmit`` or
-    ``breaker``; ``strategy`` is empty for ``rebalance``."""
+    """A row of ``events.csv`` (SPEC §11).
+
+    Attributes
+    ----------
+    date : numpy.datetime64
+        The decision session ``t`` (day precision); the decision applies from ``t + 1``.
+    kind : str
+        ``"rebalance"``, ``"bench"``, ``"readmit"`` or ``"breaker"``.
+    strategy : str
+        The strategy's name; empty for ``rebalance``.
+    detail : str
+        ``rebalance``: ``"scheduled"``, ``"event"`` or ``"scheduled+event"``; ``breaker``:
+        ``"old->new"`` (e.g. ``"normal->half"``); ``bench``/``readmit``: free text for a person.
+    """
 
     date: np.datetime64
     kind: str
@@ -53,8 +70,40 @@ class Event:
 class SessionDecision:
     """Everything decided at the close of one session; arrays are per strategy, name order.
 
-    ``breaker_state`` holds :class:`~allocator.breaker.BreakerState` codes. Weights are
+    ``breaker_state`` holds :class:`~allocator.states.BreakerState` codes. Weights are
     fractions of ``total_capital``; ``capital`` is in account currency.
+
+    Attributes
+    ----------
+    date : numpy.datetime64
+        The decision session ``t`` (day precision); the allocation applies from ``t + 1``.
+    vol : numpy.ndarray of float64, shape (n,)
+        ``vol_60d``: annualised volatility, a fraction, >= 0; NaN when undefined.
+    sharpe : numpy.ndarray of float64, shape (n,)
+        ``sharpe_90d``: annualised, risk-free 0, dimensionless; NaN when undefined.
+    mtd : numpy.ndarray of float64, shape (n,)
+        ``mtd_return``: simple return of the month so far, > -1; NaN when a return of the
+        month is missing or the strategy does not exist yet.
+    breaker_state : numpy.ndarray of int8, shape (n,)
+        0 ``normal``, 1 ``half``, 2 ``halted``, after the breaker at ``t``.
+    multiplier : numpy.ndarray of float64, shape (n,)
+        Breaker multiplier in [0, 1]: 1, ``half_multiplier`` or 0.
+    benched : numpy.ndarray of bool, shape (n,)
+        True when benched by the correlation rule after this session's re-admissions and
+        benchings.
+    base_weight : numpy.ndarray of float64, shape (n,)
+        Fraction of ``total_capital``, >= 0; sums to 1 over the strategies eligible at the
+        last recompute (all 0 before the first one), held between recomputes.
+    final_weight : numpy.ndarray of float64, shape (n,)
+        Fraction of ``total_capital``, >= 0; ``base_weight × multiplier``, 0 when benched.
+    capital : numpy.ndarray of float64, shape (n,)
+        Account currency, >= 0; ``final_weight × total_capital`` (the budget from ``t + 1``).
+    events : tuple of Event
+        This session's events: re-admissions and benchings, then the rebalance, then the
+        breaker changes.
+    recompute : str or None
+        Why base weights were recomputed at ``t`` (see
+        :meth:`allocator.sizing.SizingSchedule.reason`); ``None`` when they were held.
     """
 
     date: np.datetime64
@@ -72,7 +121,21 @@ class SessionDecision:
 
 
 class AllocatorEngine:
-    """Stateful, deterministic session-by-session allocator for a fixed strategy list."""
+    """Stateful, deterministic session-by-session allocator for a fixed strategy list.
+
+    Parameters
+    ----------
+    strategies : tuple of str
+        Unique strategy names in code-point order; every row passed to :meth:`step` has one
+        return per name, in this order.
+    config : AllocatorConfig
+        The rules' parameters (windows, thresholds, sizing method, capital).
+
+    Raises
+    ------
+    ValueError
+        ``strategies`` is not sorted or has a duplicate.
+    """
 
     def __init__(self, strategies: tuple[str, ...], config: AllocatorConfig) -> None:
         if list(strategies) != sorted(strategies):
@@ -105,6 +168,7 @@ class AllocatorEngine:
 
     @property
     def exists(self) -> BoolArray:
+        """Strategies that have had a first non-missing return by the last session stepped."""
         return self._age > 0
 
     def _covariance(self, members: npt.NDArray[np.intp]) -> FloatArray:
@@ -114,7 +178,27 @@ class AllocatorEngine:
         return np.atleast_2d(np.cov(window, rowvar=False, ddof=1))
 
     def step(self, date: np.datetime64, row: FloatArray) -> SessionDecision:
-        """Close session ``date`` with its returns ``row`` (NaN = missing / not yet existing)."""
+        """Close session ``date`` with its returns ``row`` (NaN = missing / not yet existing).
+
+        Parameters
+        ----------
+        date : numpy.datetime64
+            The session (any precision; the day is used). Each call's day must be later than
+            the previous one's.
+        row : numpy.ndarray of float64, shape (n,)
+            The session's daily simple returns in name order, NaN where missing; a NaN before a
+            strategy's first return means "does not exist yet".
+
+        Returns
+        -------
+        SessionDecision
+            Everything decided at the close of ``date``.
+
+        Raises
+        ------
+        ValueError
+            ``row`` has the wrong shape, or ``date`` is not after the previous session.
+        """
         cfg = self.config
         x = np.asarray(row, dtype=np.float64)
         if x.shape != (self._n,):
@@ -226,7 +310,33 @@ class AllocatorEngine:
 
 @dataclass(slots=True)
 class ReplayResult:
-    """Every decision of a replay: ``(sessions, strategies)`` arrays plus the event log."""
+    """Every decision of a replay: ``(sessions, strategies)`` arrays plus the event log.
+
+    Row ``t`` of each array is :class:`SessionDecision`'s field of the same name at session
+    ``t``, with the same units and signs.
+
+    Attributes
+    ----------
+    sessions : numpy.ndarray of datetime64[D], shape (T,)
+        The sessions, ascending.
+    strategies : tuple of str
+        Strategy names in code-point order (the columns).
+    vol, sharpe, mtd : numpy.ndarray of float64, shape (T, n)
+        ``vol_60d`` (annualised fraction, >= 0), ``sharpe_90d`` (annualised), ``mtd_return``
+        (simple return, > -1); NaN when undefined.
+    breaker_state : numpy.ndarray of int8, shape (T, n)
+        0 ``normal``, 1 ``half``, 2 ``halted``.
+    multiplier : numpy.ndarray of float64, shape (T, n)
+        Breaker multiplier in [0, 1].
+    benched : numpy.ndarray of bool, shape (T, n)
+        Benched by the correlation rule.
+    base_weight, final_weight : numpy.ndarray of float64, shape (T, n)
+        Fractions of ``total_capital``, >= 0.
+    capital : numpy.ndarray of float64, shape (T, n)
+        Account currency, >= 0; ``final_weight × total_capital``.
+    events : list of Event
+        Every event, in session order.
+    """
 
     sessions: npt.NDArray[np.datetime64]
     strategies: tuple[str, ...]
@@ -242,7 +352,14 @@ class ReplayResult:
     events: list[Event] = field(default_factory=list)
 
     def last(self) -> dict[str, dict[str, float | str | bool]]:
-        """The final session's allocation per strategy (for printing and the live pipeline)."""
+        """Return the final session's allocation per strategy (for the terminal table).
+
+        Returns
+        -------
+        dict of str to dict
+            Per strategy name: ``vol_60d``, ``sharpe_90d``, ``breaker_state`` (its label),
+            ``benched``, ``base_weight``, ``final_weight`` and ``capital``.
+        """
         t = len(self.sessions) - 1
         return {
             name: {
@@ -269,6 +386,21 @@ def replay(
     ``on_pairs(date, stream, persistence)`` is called after each session with the pair stream
     (its ``corr``, ``breach_run``, ``calm_run``), for writers that stream ``pairs.csv`` without
     keeping sessions × pairs in memory.
+
+    Parameters
+    ----------
+    panel : ReturnsPanel
+        The returns on the session clock (:func:`allocator.data.build_panel`).
+    config : AllocatorConfig
+        The rules' parameters.
+    on_pairs : callable, optional
+        ``on_pairs(date, stream, persistence)``, called after every session; the stream's
+        arrays are overwritten by the next session, so copy what must be kept.
+
+    Returns
+    -------
+    ReplayResult
+        Every session's decisions and the event log.
     """
     T, n = panel.values.shape
     engine = AllocatorEngine(panel.strategies, config)

@@ -1,7 +1,14 @@
 """Writers of the replay contract's files (SPEC §11).
 
 Dates ``YYYY-MM-DD``; booleans ``true``/``false``; an undefined number is an empty field;
-floats at full round-trip precision (Python's ``repr``); capital is not rounded.
+floats at full round-trip precision (Python's ``repr``); capital is not rounded. The
+``allocator replay`` command (``cli/replay.py``) writes the three files into a staging folder
+and moves them in only when all are complete.
+
+Why ``pairs.csv`` has a streaming writer (:class:`PairsWriter`, the replay's ``on_pairs`` hook)
+while the other two files are written from a finished :class:`~allocator.replay.ReplayResult`:
+it grows as sessions × strategies², so it is written one session at a time and never held in
+memory (``--no-pairs`` skips it), whereas the allocations grow only as sessions × strategies.
 """
 
 from __future__ import annotations
@@ -14,8 +21,8 @@ from typing import IO
 
 import numpy as np
 
-from allocator.breaker import BreakerState
 from allocator.replay import Event, ReplayResult
+from allocator.states import BreakerState
 from allocator.stats import PairCorrelationStream
 
 __all__ = [
@@ -55,6 +62,18 @@ def _bool(value: bool) -> str:
 
 
 def write_allocations(result: ReplayResult, path: Path) -> None:
+    """Write ``allocations.csv``: one row per (session, strategy), ``ALLOCATION_COLUMNS``.
+
+    Rows go session by session, strategies in name order within a session; ``breaker_state``
+    is written as its label (``normal``, ``half``, ``halted``).
+
+    Parameters
+    ----------
+    result : ReplayResult
+        The decisions to write.
+    path : pathlib.Path
+        The file to create or overwrite (UTF-8, LF line ends).
+    """
     dates = [str(d) for d in result.sessions.astype("datetime64[D]")]
     cols = (
         result.vol.tolist(),
@@ -91,6 +110,15 @@ def write_allocations(result: ReplayResult, path: Path) -> None:
 
 
 def write_events(events: Iterable[Event], path: Path) -> None:
+    """Write ``events.csv`` (columns ``EVENT_COLUMNS``), one row per event in the given order.
+
+    Parameters
+    ----------
+    events : iterable of Event
+        The events, normally :attr:`ReplayResult.events <allocator.replay.ReplayResult>`.
+    path : pathlib.Path
+        The file to create or overwrite (UTF-8, LF line ends).
+    """
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EVENT_COLUMNS)
@@ -99,7 +127,18 @@ def write_events(events: Iterable[Event], path: Path) -> None:
 
 
 class PairsWriter:
-    """Streams ``pairs.csv`` one session at a time (never holds sessions × pairs)."""
+    """Streams ``pairs.csv`` one session at a time (never holds sessions × pairs).
+
+    Pass an instance as :func:`~allocator.replay.replay`'s ``on_pairs``; the header is written
+    when it is created.
+
+    Parameters
+    ----------
+    fh : text file
+        Open for writing, preferably with ``newline=""``; the caller closes it.
+    strategies : tuple of str
+        Strategy names in code-point order, as in the replayed panel.
+    """
 
     def __init__(self, fh: IO[str], strategies: tuple[str, ...]) -> None:
         self._w = csv.writer(fh, lineterminator="\n")
@@ -110,6 +149,17 @@ class PairsWriter:
     def __call__(
         self, date: np.datetime64, stream: PairCorrelationStream, persistence: int
     ) -> None:
+        """Write one row per pair for session ``date`` (columns ``PAIR_COLUMNS``).
+
+        Parameters
+        ----------
+        date : numpy.datetime64
+            The session.
+        stream : PairCorrelationStream
+            The pair stream after that session.
+        persistence : int
+            ``flagged`` is written as ``breach_run >= persistence``.
+        """
         day = str(date)[:10]
         corr = stream.corr.tolist()
         breach = stream.breach_run.tolist()
@@ -121,7 +171,11 @@ class PairsWriter:
 
 
 def format_table(result: ReplayResult) -> str:
-    """The final session's allocation as an aligned text table (for the terminal)."""
+    """Format the final session's allocation as an aligned text table (for the terminal).
+
+    Vol and weights are shown as percentages, capital to the cent with a ``deployed`` total;
+    an undefined vol or Sharpe is left blank.
+    """
     last = result.last()
     date = str(result.sessions[-1])
     header = f"{'strategy':<16}{'vol_60d':>9}{'sharpe':>8}{'breaker':>9}{'benched':>9}"

@@ -4,10 +4,15 @@
 * :func:`erc_weights`: equal risk contribution over a covariance matrix (Maillard, Roncalli &
   Teïletche 2010), solved as the convex problem ``min ½ yᵀΣy − (1/n) Σ log y`` by damped Newton
   steps and normalised; the result is checked to give equal risk contributions
-  ``w_i (Σw)_i`` to ``tol`` relative, and a :class:`~allocator.errors.SolverError` is raised
-  otherwise (never a silent fallback).
+  ``w_i (Σw)_i`` to 1e-8 relative (SPEC §4; a fixed bound, independent of the solver's ``tol``),
+  and a :class:`~allocator.errors.SolverError` is raised otherwise (never a silent fallback).
 * :class:`SizingSchedule`: when base weights are recomputed (first eligible session, every
   ``rebalance_every`` sessions after it, and at once when the bench set changes).
+
+Why ERC is solved in that convex form: the objective is strictly convex on ``y > 0``, so it has
+exactly one minimiser and its normalisation is the ERC portfolio. There is no local optimum to
+land in, and a solve either meets the 1e-8 check or is reported as a failure, with no fallback
+weights to hide it behind.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from allocator.arrays import FloatArray
 from allocator.errors import SolverError
 
 __all__ = [
@@ -27,12 +33,29 @@ __all__ = [
     "risk_contributions",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-
 
 def inverse_vol_weights(vols: FloatArray, eligible: npt.NDArray[np.bool_]) -> FloatArray:
-    """Weights proportional to ``1 / vol`` over ``eligible`` (which must have ``vol > 0``);
-    0 elsewhere. No eligible strategy gives all zeros."""
+    """Compute weights proportional to ``1 / vol`` over ``eligible``, 0 elsewhere.
+
+    Parameters
+    ----------
+    vols : numpy.ndarray of float64, shape (n,)
+        Annualised volatilities (``vol_60d``); only the eligible entries are read, and each of
+        them must be finite and > 0.
+    eligible : numpy.ndarray of bool, shape (n,)
+        The strategies to weight (SPEC §4: active, with a defined ``vol_60d > 0``).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        Fractions of capital, >= 0, summing to 1 over ``eligible``; all zeros when no strategy
+        is eligible.
+
+    Raises
+    ------
+    ValueError
+        An eligible strategy's vol is not finite or not > 0.
+    """
     vols = np.asarray(vols, dtype=np.float64)
     weights = np.zeros_like(vols)
     if not eligible.any():
@@ -46,7 +69,20 @@ def inverse_vol_weights(vols: FloatArray, eligible: npt.NDArray[np.bool_]) -> Fl
 
 
 def risk_contributions(weights: FloatArray, cov: FloatArray) -> FloatArray:
-    """Each asset's share of portfolio variance: ``w_i (Σw)_i / wᵀΣw``."""
+    """Return each asset's share of portfolio variance, ``w_i (Σw)_i / wᵀΣw`` (sums to 1).
+
+    Parameters
+    ----------
+    weights : numpy.ndarray of float64, shape (n,)
+        Portfolio weights.
+    cov : numpy.ndarray of float64, shape (n, n)
+        Covariance matrix of the assets' returns (any consistent unit).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        Fractions of the portfolio variance.
+    """
     marginal = cov @ weights
     total = float(weights @ marginal)
     return np.asarray(weights * marginal / total, dtype=np.float64)
@@ -65,6 +101,32 @@ def erc_weights(
     of equal ones (risk budgeting); the allocator itself uses equal budgets. Raises
     :class:`SolverError` when ``cov`` is not a finite symmetric matrix with a positive diagonal,
     or when the risk contributions are not on budget to ``1e-8`` relative at the end.
+
+    Parameters
+    ----------
+    cov : numpy.ndarray of float64, shape (n, n)
+        Covariance of the eligible strategies' returns (the engine passes the sample
+        covariance, ddof 1, of the last ``vol_window`` daily returns; the weights do not depend
+        on its scale).
+    budgets : numpy.ndarray of float64, shape (n,), optional
+        Positive risk budgets, normalised to sum to 1; default equal budgets ``1 / n``.
+    tol : float, default 1e-10
+        Stopping tolerance of the Newton loop: it stops once ``gᵀH⁻¹g < 2 tol²`` (``g`` the
+        gradient, ``H`` the Hessian). The final 1e-8 check does not depend on it.
+    max_iter : int, default 200
+        Newton iterations at most; the result is then accepted only if it passes the 1e-8
+        check.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        Weights > 0 summing to 1 (``[1.0]`` when ``n == 1``).
+
+    Raises
+    ------
+    SolverError
+        Bad ``cov`` or ``budgets``, a failed line search, or risk contributions off budget by
+        more than 1e-8 relative (``(max − min) / mean`` of contribution / budget).
     """
     sigma = np.asarray(cov, dtype=np.float64)
     n = sigma.shape[0]
@@ -139,12 +201,39 @@ class SizingSchedule:
     ``anchor`` is the session index of the first recompute (the first session with at least one
     eligible strategy); scheduled recomputes fall on ``anchor + k * every``. Event-driven
     recomputes (a change of the bench set) happen in addition and never move the schedule.
+
+    Attributes
+    ----------
+    every : int
+        Sessions between scheduled recomputes (``sizing.rebalance_every``), >= 1.
+    anchor : int or None
+        Session index (0-based, in the engine's order) of the first recompute; ``None`` until a
+        session has an eligible strategy.
     """
 
     every: int
     anchor: int | None = None
 
     def reason(self, t: int, *, any_eligible: bool, bench_changed: bool) -> RecomputeReason | None:
+        """Say whether base weights are recomputed at session ``t``, and why.
+
+        Sets :attr:`anchor` at the first session with ``any_eligible``.
+
+        Parameters
+        ----------
+        t : int
+            Session index, 0-based; called once per session in increasing order.
+        any_eligible : bool
+            At least one strategy is eligible at ``t`` (after this session's bench changes).
+        bench_changed : bool
+            The bench set after this session's benchings differs from the set before its
+            re-admissions.
+
+        Returns
+        -------
+        str or None
+            ``"scheduled"``, ``"event"``, ``"scheduled+event"``, or ``None`` (no recompute).
+        """
         scheduled = False
         if self.anchor is None:
             if any_eligible:

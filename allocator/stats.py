@@ -1,4 +1,4 @@
-"""Rolling statistics of SPEC §2, as streaming kernels.
+"""Rolling statistics of SPEC §2 and the pair counters of SPEC §3, as streaming kernels.
 
 All windows use exactly the last ``W`` sessions and are defined only when all ``W`` values are
 present (pandas ``rolling(W, min_periods=W)``). A window whose values are all equal (compared
@@ -8,13 +8,21 @@ exactly, not through a floating-point std) has vol 0, Sharpe NaN and NaN correla
   from a ring buffer, two-pass (mean, then centred squares) so that it equals pandas to 1e-9.
 * :class:`PairCorrelationStream` keeps, for every unordered pair, running co-moment sums over
   the window (rank-one add and remove per session, shifted by a per-strategy centre and rebuilt
-  exactly every ``W`` sessions so rounding cannot drift), the current correlation and the
+  exactly every ``W`` sessions so rounding cannot drift, or sooner when a value huge next to
+  the rest of the window leaves it), the current correlation and the
   ``breach_run``/``calm_run`` counters of SPEC §3. Memory is O(strategies² + W × strategies):
   it never grows with the number of sessions.
 * :func:`rolling_corr_all_pairs` runs the same kernel over a whole matrix (for oracles and
   benchmarks).
 
 Pairs are the upper triangle ``i < j`` of the name-sorted strategies, in row-major order.
+
+Why streaming co-moments rather than a rolling correlation per pair over the whole history: the
+replay keeps only the current session's pair values, so 500 strategies (124,750 pairs) over
+2,520 sessions never hold the 2.5 GB that one float64 correlation per (session, pair) would
+take (``replay_500_peak_mb`` in ``docs/performance.md``), and one session costs amortised
+O(strategies²) whatever the window. The kernels are compiled with numba
+(:func:`allocator._jit.njit`), so this module is kept off the per-bar path.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from allocator._jit import njit
+from allocator.arrays import FloatArray, IntArray
 
 __all__ = [
     "PairCorrelationStream",
@@ -33,8 +42,6 @@ __all__ = [
     "window_vol_sharpe",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 # Rebuild the running sums once the squares they absorbed exceed the window's own centred sum
 # of squares by this factor: rounding then stays near 1e-16 * 1e6 relative.
@@ -42,7 +49,7 @@ _DRIFT_LIMIT = 1e6
 
 
 def pair_index(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """``(a, b)`` index arrays of the ``n (n - 1) / 2`` pairs ``a < b`` in row-major order."""
+    """Return the ``(a, b)`` index arrays of the ``n (n - 1) / 2`` pairs ``a < b``, row-major."""
     a, b = np.triu_indices(n, k=1)
     return a.astype(np.intp), b.astype(np.intp)
 
@@ -115,9 +122,34 @@ def window_vol_sharpe(
     sharpe_window: int,
     annualization: float,
 ) -> tuple[FloatArray, FloatArray]:
-    """Annualised ``vol`` (ddof 1) and ``sharpe`` (mean / std, risk-free 0) per strategy at the
-    newest row of ``ring`` (``ring[pos]``), using the last ``vol_window`` / ``sharpe_window``
-    rows. ``filled`` is how many rows the ring has received in total."""
+    """Compute annualised ``vol`` and ``sharpe`` per strategy at the newest row of ``ring``.
+
+    ``vol`` is the sample std (ddof 1) of the last ``vol_window`` rows × sqrt(annualization);
+    ``sharpe`` is mean / sample std of the last ``sharpe_window`` rows × sqrt(annualization),
+    risk-free 0. A window with a missing value, or fewer rows than the window, is undefined
+    (NaN); an all-equal window (compared exactly) has vol 0 and Sharpe NaN.
+
+    Parameters
+    ----------
+    ring : numpy.ndarray of float64, shape (size, n)
+        The last ``size`` daily simple returns per strategy, NaN where missing; ``size`` must
+        be at least the larger window.
+    pos : int
+        Slot of the newest row (``ring[pos]``); older rows precede it cyclically.
+    filled : int
+        How many rows the ring has received in total (a window needs ``filled >= W``).
+    vol_window, sharpe_window : int
+        Window lengths in sessions, >= 2.
+    annualization : float
+        Sessions per year (252 by default in the config).
+
+    Returns
+    -------
+    vol : numpy.ndarray of float64, shape (n,)
+        Annualised volatility, a fraction (0.15 = 15%), >= 0 or NaN.
+    sharpe : numpy.ndarray of float64, shape (n,)
+        Annualised Sharpe ratio, dimensionless, or NaN.
+    """
     n = ring.shape[1]
     vol = np.empty(n)
     sharpe = np.empty(n)
@@ -271,6 +303,37 @@ class PairCorrelationStream:
     Call :meth:`step` once per session, in order, with that session's returns (NaN for a
     missing value or a strategy that does not exist yet). After a step, :attr:`corr`,
     :attr:`breach_run` and :attr:`calm_run` describe that session for every pair.
+
+    Parameters
+    ----------
+    n_strategies : int
+        Number of strategies (columns of every row), in name order.
+    window : int
+        Correlation window in sessions (``correlation.window``), >= 2.
+    threshold : float
+        Breach threshold (``correlation.threshold``): a pair breaches when ``corr > threshold``
+        (strict) and is calm when ``corr <= threshold``.
+
+    Attributes
+    ----------
+    n : int
+        Number of strategies.
+    window : int
+        Correlation window in sessions.
+    threshold : float
+        Breach threshold, in (-1, 1).
+    corr : numpy.ndarray of float64, shape (n_pairs,)
+        Pearson correlation of each pair over the last ``window`` sessions; NaN unless both
+        windows are full, have no missing value and are not all-equal.
+    breach_run : numpy.ndarray of int64, shape (n_pairs,)
+        Consecutive sessions with ``corr > threshold``, >= 0 (a NaN resets it to 0).
+    calm_run : numpy.ndarray of int64, shape (n_pairs,)
+        Consecutive sessions with ``corr <= threshold``, >= 0 (a NaN resets it to 0).
+
+    Raises
+    ------
+    ValueError
+        ``window < 2``.
     """
 
     def __init__(self, n_strategies: int, *, window: int, threshold: float) -> None:
@@ -281,7 +344,8 @@ class PairCorrelationStream:
         self.threshold = float(threshold)
         n_pairs = n_strategies * (n_strategies - 1) // 2
         self._ring = np.full((window, n_strategies), np.nan)
-        # A not-yet-full ring counts its empty slots as missing values.
+        # Missing values among the rows received that are still in the window; a ring that is
+        # not yet full is undefined through its row count instead (``filled < window``).
         self._nan_count = np.zeros(n_strategies, dtype=np.int64)
         self._eq_run = np.zeros(n_strategies, dtype=np.int64)
         self._centre = np.zeros(n_strategies)
@@ -295,9 +359,22 @@ class PairCorrelationStream:
 
     @property
     def sessions_seen(self) -> int:
+        """Number of sessions stepped so far."""
         return int(self._state[1])
 
     def step(self, row: FloatArray) -> None:
+        """Advance by one session and update :attr:`corr` and the run counters.
+
+        Parameters
+        ----------
+        row : numpy.ndarray of float64, shape (n,)
+            The session's daily simple returns, NaN where missing or not existing yet.
+
+        Raises
+        ------
+        ValueError
+            ``row`` does not have shape ``(n,)``.
+        """
         x = np.ascontiguousarray(row, dtype=np.float64)
         if x.shape != (self.n,):
             raise ValueError(f"expected a row of {self.n} returns, got shape {x.shape}")
@@ -318,6 +395,7 @@ class PairCorrelationStream:
         )
 
     def flagged(self, persistence: int) -> npt.NDArray[np.bool_]:
+        """Return SPEC §3's ``flagged`` per pair: ``breach_run >= persistence``."""
         return self.breach_run >= persistence
 
 
@@ -343,7 +421,24 @@ def _corr_batch(values: FloatArray, window: int, out: FloatArray) -> None:
 
 
 def rolling_corr_all_pairs(values: FloatArray, window: int) -> FloatArray:
-    """``(T, n (n-1) / 2)`` rolling correlations of every pair (see :func:`pair_index`)."""
+    """Compute the rolling correlations of every pair over a whole ``(T, n)`` matrix.
+
+    The same kernel as :class:`PairCorrelationStream`, run once over the history (for oracles
+    and benchmarks: pandas' ``rolling(window).corr()`` is the reference).
+
+    Parameters
+    ----------
+    values : numpy.ndarray of float64, shape (T, n)
+        Returns per session and strategy, NaN where missing.
+    window : int
+        Window length in sessions, >= 2.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (T, n (n - 1) / 2)
+        Correlation per session and pair (pairs in :func:`pair_index` order), NaN where
+        undefined.
+    """
     x = np.ascontiguousarray(values, dtype=np.float64)
     T, n = x.shape
     out = np.empty((T, n * (n - 1) // 2))

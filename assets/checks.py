@@ -13,10 +13,12 @@ import pandas as pd
 
 from allocator.calendar import SessionCalendar
 from allocator.execution.orders import OrderState, Venue
-from allocator.execution.records import Reason
+from allocator.execution.reasons import Reason
+from allocator.states import BreakerState, published_state
 from assets._gx import combine, expect
 from assets.tags import bar_of
 from resources.brokers.paper.resource import PaperBrokerResource
+from resources.brokers.registry import pipeline_venues
 from resources.dagster_resources import AllocatorSettings, LedgerResource
 
 _TOL = 1e-9
@@ -156,13 +158,19 @@ def multipliers_quality(
     """Multipliers in {0, 0.5, 1}, matching the breaker state."""
     half = settings.config().breaker.half_multiplier
     frame = breaker_multipliers.copy()
-    expected = frame["breaker_state"].map({"normal": 1.0, "half": half, "halted": 0.0})
+    expected = frame["breaker_state"].map(
+        {
+            BreakerState.NORMAL.label: 1.0,
+            BreakerState.HALF.label: half,
+            BreakerState.HALTED.label: 0.0,
+        }
+    )
     frame["state_matches"] = expected.to_numpy(dtype=float) == frame["multiplier"].to_numpy()
     return expect(
         frame,
         [
             ("in_set", "multiplier", [0.0, half, 1.0]),
-            ("in_set", "breaker_state", ["normal", "half", "halted"]),
+            ("in_set", "breaker_state", [state.label for state in BreakerState]),
             ("true", "state_matches"),
         ],
         description="breaker multipliers",
@@ -174,12 +182,14 @@ def allocations_quality(
     allocations: pd.DataFrame, settings: AllocatorSettings, ledger: LedgerResource
 ) -> dg.AssetCheckResult:
     """Capital >= 0, within the book, 0 when benched or halted, and published in the ledger."""
-    total = settings.config().allocation.total_capital
+    total = float(settings.config().allocation.total_capital)  # the frame's capital is float64
     frame = allocations.copy()
     cap = frame["capital"].to_numpy(dtype=float)
-    frame["zero_when_out"] = ~(
-        frame["benched"].to_numpy(dtype=bool) | (frame["breaker_state"] == "halted").to_numpy()
-    ) | (cap == 0)
+    takes_entries = [
+        published_state(state, bool(benched)).takes_entries
+        for state, benched in zip(frame["breaker_state"], frame["benched"], strict=True)
+    ]
+    frame["zero_when_out"] = np.array(takes_entries, dtype=bool) | (cap == 0)
     frame["within_book"] = float(cap.sum()) <= total * (1 + 1e-12)
     day = str(frame["date"].iloc[0]) if len(frame) else ""
     with ledger.open() as store:
@@ -352,7 +362,7 @@ def fills_quality(
         recorded[cid] = recorded.get(cid, Decimal(0)) + Decimal(qty)
     rows = []
     with ledger.open() as store:
-        brokers = paper.brokers(store, instruments)
+        brokers = pipeline_venues(instruments, ledger=store, paper=paper.config())
         for o in submitted_orders.itertuples(index=False):
             found = brokers[Venue(o.venue)].lookup(o.symbol, o.client_order_id)
             at_broker = sum((f.qty for f in found.fills), Decimal(0)) if found else Decimal(0)

@@ -15,7 +15,6 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 
 from allocator.config import AllocatorConfig
 from allocator.dashboard import (
@@ -27,16 +26,12 @@ from allocator.dashboard import (
     summary_frames,
 )
 from allocator.execution.instruments import InstrumentTable
+from allocator.execution.orders import Side
+from allocator.execution.routing import venue_of
 from assets._gx import markdown_table
 from resources.dagster_resources import AllocatorSettings, LedgerResource, PricesResource
 
 GROUP = "reporting"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def default_dashboard_path() -> str:
-    """``ALLOCATOR_DASHBOARD`` if set, else ``out/dashboard.html`` in the project."""
-    return os.environ.get("ALLOCATOR_DASHBOARD") or str(PROJECT_ROOT / "out" / "dashboard.html")
 
 
 def ledger_history(
@@ -47,46 +42,29 @@ def ledger_history(
 ) -> LedgerHistory:
     """Everything the dashboard needs from the ledger ``store`` (a ``resources.ledger.Ledger``);
     ``prices_of(bar)`` gives a bar's reference prices."""
-    from resources.ledger import schema as t
-
-    with store.engine.connect() as conn:
-        bars = tuple(r[0] for r in conn.execute(sa.select(t.bars.c.bar).order_by(t.bars.c.bar)))
-        v = t.virtual_fills
-        virtual = tuple(
-            VirtualFillRow(
-                bar=r.bar,
-                strategy=r.strategy,
-                symbol=r.symbol,
-                qty=r.qty,
-                price=r.price,
-                cash=r.cash,
-                internal=bool(r.internal),
-            )
-            for r in conn.execute(sa.select(v).order_by(v.c.bar, v.c.strategy, v.c.symbol))
+    bars = tuple(store.recorded_bars())
+    virtual = tuple(
+        VirtualFillRow(
+            bar=bar,
+            strategy=f.strategy,
+            symbol=f.symbol,
+            qty=f.qty,
+            price=f.price,
+            cash=f.cash,
+            internal=f.internal,
         )
-        f, o = t.broker_fills, t.orders
-        joined = sa.select(o.c.bar, f.c.symbol, f.c.side, f.c.qty, f.c.price, f.c.fee).join(
-            o, o.c.client_order_id == f.c.client_order_id
-        )
-        broker = []
-        for r in conn.execute(joined.order_by(o.c.bar, f.c.fill_id)):
-            signed = r.qty if r.side == "buy" else -r.qty
+        for bar, fills in store.virtual_fills_by_bar().items()
+        for f in fills
+    )
+    broker = []
+    for bar, fills in store.broker_fills_by_bar().items():
+        for f in fills:
+            signed = f.qty if f.side is Side.BUY else -f.qty
             broker.append(
-                BrokerFillRow(
-                    bar=r.bar, symbol=r.symbol, qty=signed, cash=-signed * r.price - r.fee
-                )
+                BrokerFillRow(bar=bar, symbol=f.symbol, qty=signed, cash=-signed * f.price - f.fee)
             )
-        s = t.netting_savings
-        savings = {r.bar: (r.would_pay, r.fee_paid) for r in conn.execute(sa.select(s))}
-        g = t.gating
-        refusals = {
-            str(r[0]): int(r[1])
-            for r in conn.execute(
-                sa.select(g.c.reason, sa.func.count())
-                .where(g.c.reason.is_not(None))
-                .group_by(g.c.reason)
-            )
-        }
+    savings = {bar: (s.would_pay, s.fee_paid) for bar, s in store.savings_by_bar().items()}
+    refusals = store.refusal_counts()
     allocations = pd.DataFrame(
         [
             {
@@ -113,9 +91,7 @@ def ledger_history(
         columns=["date", "strategy", "return"],
     ).astype({"return": "float64"})
     symbols = {x.symbol for x in virtual} | {x.symbol for x in broker}
-    venues = {
-        m: instruments[m].routed_venue.value if m in instruments else "unknown" for m in symbols
-    }
+    venues = {m: venue_of(instruments[m]).value if m in instruments else "unknown" for m in symbols}
     return LedgerHistory(
         bars=bars,
         virtual_fills=virtual,
@@ -127,12 +103,13 @@ def ledger_history(
         events=events,
         returns=returns,
         refusals=refusals,
-        total_capital=config.allocation.total_capital,
+        total_capital=float(config.allocation.total_capital),  # the dashboard's maths is float64
     )
 
 
 class DashboardConfig(dg.Config):
-    """Where to write the HTML (empty: ``ALLOCATOR_DASHBOARD`` or ``out/dashboard.html``)."""
+    """Where to write the HTML (empty: the settings' ``dashboard_path``, i.e.
+    ``ALLOCATOR_DASHBOARD`` or ``out/dashboard.html`` in the project)."""
 
     path: str = ""
 
@@ -160,7 +137,7 @@ def dashboard(
             metadata={"bars": len(history.bars), "status": f"fewer than {MIN_BARS} bars"}
         )
     html = build_dashboard(history, allocator_config, title="Allocator: unified P&L")
-    path = Path(config.path or default_dashboard_path())
+    path = Path(config.path or settings.dashboard_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -13,12 +13,13 @@ import dagster as dg
 import pandas as pd
 
 from allocator.execution.bar import plan_bar, run_bar
+from allocator.execution.reconcile import reconcile_at_start
 from allocator.execution.records import Bar
 from assets._gx import markdown_table
 from assets.guard import require_checked_allocation
 from assets.tags import bar_of
 from resources.brokers.paper.resource import PaperBrokerResource
-from resources.brokers.reconcile_ledger import reconcile_at_start
+from resources.brokers.registry import pipeline_venues
 from resources.dagster_resources import (
     AllocatorSettings,
     LedgerResource,
@@ -36,7 +37,7 @@ def _plan(
 ) -> Any:
     config = settings.config()
     intents = store.intents_for_bar(bar)
-    budgets = store.budgets(bar.key[:10], Decimal(str(config.execution.max_leverage)))
+    budgets = store.budgets(bar.key[:10], config.execution.max_leverage)
     return plan_bar(
         intents,
         bar=bar,
@@ -45,7 +46,7 @@ def _plan(
         budgets=budgets,
         instruments=settings.instruments(),
         routing=config.routing,
-        total_capital=Decimal(str(config.allocation.total_capital)),
+        total_capital=config.allocation.total_capital,
         account=config.execution.account,
         halted_venues=store.halted_venues(),
     )
@@ -61,7 +62,7 @@ def _reconcile_venues(
     """Startup reconciliation (SPEC §9), before anything is planned: a venue that differs from
     the ledger is halted for new entries (recorded in the ledger, shown by the
     ``venues_reconciled`` check); the plan and ``run_bar`` read the halts from the ledger."""
-    brokers = paper.brokers(store, settings.instruments())
+    brokers = pipeline_venues(settings.instruments(), ledger=store, paper=paper.config())
     reconciled = reconcile_at_start(store, brokers, source=f"bar_job {bar.key}")
     for venue, outcome in sorted(reconciled.items()):
         if isinstance(outcome, str):
@@ -234,9 +235,9 @@ def submitted_orders(
     config = settings.config()
     instruments = settings.instruments()
     with ledger.open() as store:
-        budgets = store.budgets(bar.key[:10], Decimal(str(config.execution.max_leverage)))
-        brokers = paper.brokers(store, instruments)
-        fee_model = next(iter(brokers.values())).config.fees.fee
+        budgets = store.budgets(bar.key[:10], config.execution.max_leverage)
+        paper_config = paper.config()
+        brokers = pipeline_venues(instruments, ledger=store, paper=paper_config)
         run = run_bar(
             ledger=store,
             brokers=brokers,
@@ -246,10 +247,10 @@ def submitted_orders(
             budgets=budgets,
             instruments=instruments,
             routing=config.routing,
-            total_capital=Decimal(str(config.allocation.total_capital)),
+            total_capital=config.allocation.total_capital,
             account=config.execution.account,
-            cash_quantum=Decimal(config.execution.cash_quantum),
-            fee_model=fee_model,
+            cash_quantum=config.execution.cash_quantum,
+            fee_model=paper_config.fees.fee,
             lookup_delay_s=0.05,
         )
         journal = store.orders(bar)

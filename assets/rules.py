@@ -12,9 +12,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from allocator.breaker import BreakerState
 from allocator.data import build_panel, load_returns, validate_returns
 from allocator.execution.inbox import ReturnRow
+from allocator.states import BreakerState
 from assets._gx import markdown_table
 from assets.tags import SESSION_TAG
 from resources.dagster_resources import AllocatorSettings, LedgerResource
@@ -238,8 +238,8 @@ def rule_set(
         metadata={
             "dagster/row_count": len(breaker),
             "states": dg.MetadataValue.md(markdown_table(breaker)),
-            "number_half": int(sum(s == "half" for s in states)),
-            "number_halted": int(sum(s == "halted" for s in states)),
+            "number_half": int(sum(s == BreakerState.HALF.label for s in states)),
+            "number_halted": int(sum(s == BreakerState.HALTED.label for s in states)),
             "number_benched": int(result.benched[t].sum()),
         },
     )
@@ -293,8 +293,8 @@ def allocations(
             "session": str(frame["date"].iloc[0]) if len(frame) else "",
             "allocation": dg.MetadataValue.md(markdown_table(frame)),
             "total_capital_deployed": total,
-            "cash_held": settings.config().allocation.total_capital - total,
+            "cash_held": float(settings.config().allocation.total_capital) - total,
             "number_benched": int(frame["benched"].sum()),
-            "number_halted": int((frame["breaker_state"] == "halted").sum()),
+            "number_halted": int((frame["breaker_state"] == BreakerState.HALTED.label).sum()),
         },
     )

@@ -40,6 +40,7 @@ import yaml  # noqa: E402
 
 from allocator.calendar import SessionCalendar  # noqa: E402
 from allocator.execution.records import parse_bar  # noqa: E402
+from allocator.settings import load_settings  # noqa: E402
 from assets.tags import START_TAG  # noqa: E402
 from pipelines.definitions import build_definitions  # noqa: E402
 from tests.pipelines.live import daemon, live_env, prepare_home, wait_for_bar  # noqa: E402
@@ -171,8 +172,8 @@ def main() -> None:
         1.0,
         daemon_loop_s=DAEMON_LOOP_S,
         minimum_interval_seconds=INTERVAL_S,
-        inbox_poll_s=float(os.environ.get("ALLOCATOR_BAR_SENSOR_POLL", "0.2")),
-        hold_s=float(os.environ.get("ALLOCATOR_BAR_SENSOR_HOLD", "4.8")),
+        inbox_poll_s=load_settings().sensor_poll_s,  # what the daemon's sensor ran with
+        hold_s=load_settings().sensor_hold_s,
     )
     emit("bar_sensor_interval_s", DAEMON_LOOP_S, "s", DAEMON_LOOP_S, 1.0)
     cold_p50 = statistics.median(cold["latency"])

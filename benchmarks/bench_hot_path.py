@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hot_path_loop import reference_bar
 
 from allocator.execution import (
+    Reason,
     StrategyBudget,
     attribute,
     build_book,
@@ -111,10 +112,10 @@ def check_identical(
 ) -> None:
     book, gated, result, _ = fast
     outcome, shares = slow
-    reasons = {0: None, 3: "budget"}
     for t, intent_id in enumerate(book.intent_ids.to_list()):
         want = outcome[intent_id]
-        got = (int(gated.accepted[t]), reasons[int(gated.reason[t])])
+        # A Reason equals its stored name, the loop's vocabulary ("budget").
+        got = (int(gated.accepted[t]), Reason.from_code(int(gated.reason[t])))
         if got != want:
             raise AssertionError(f"intent {intent_id}: vectorised {got} != loop {want}")
     for j in range(len(book.slot_sym)):

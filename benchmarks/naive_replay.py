@@ -117,7 +117,7 @@ def naive_replay(panel: ReturnsPanel, config: AllocatorConfig) -> dict[str, np.n
             final = 0.0 if benched[s] else base[s] * mult
             out["base_weight"][t, j] = base[s]
             out["final_weight"][t, j] = final
-            out["capital"][t, j] = final * config.allocation.total_capital
+            out["capital"][t, j] = final * float(config.allocation.total_capital)
             out["benched"][t, j] = benched[s]
             out["breaker_state"][t, j] = codes[state[s]]
     return out

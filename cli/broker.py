@@ -1,13 +1,19 @@
 """``allocator broker submit|lookup|reconcile``: operator commands against one real venue.
 
 The composition root of these commands: ``--venue`` names the real adapter (never the paper
-broker) and overrides routing; connection settings come from the environment (see
-:mod:`resources.brokers.routing_env`). ``submit`` journals the order in the ledger
+broker) and overrides routing; it is built by :func:`resources.brokers.registry.operator_venue`
+from the environment (credentials, mode) and the :func:`allocator.settings.load_settings`
+record (the ``--config`` file or ``ALLOCATOR_CONFIG``, then ``ALLOCATOR_*``, then the flags),
+the record every command and the code location use. ``submit`` is
+:func:`allocator.execution.manual.submit_manual_order`: it journals the order in the ledger
 (``pending_submit`` before sending, with the venue's mode, then its outcome; bar ``manual``)
 and sends it through the pipeline's own :func:`allocator.execution.orders.submit_idempotently` (look
-up, send at most once, resolve an ambiguous outcome by lookups). ``reconcile`` records its
-report in the ledger: differences halt new entries on the venue, and only a later clean
-reconciliation clears the halt. The ledger is ``ALLOCATOR_LEDGER_URL`` or the default file.
+up, send at most once, resolve an ambiguous outcome by lookups). ``reconcile`` compares with
+:func:`allocator.execution.reconcile.reconcile` and records the report with
+:func:`~allocator.execution.reconcile.record_report`: differences halt new entries on the
+venue, and only a later clean reconciliation clears the halt. The ledger is the record's:
+``--ledger``, else ``ALLOCATOR_LEDGER_URL``, else the config's ``[execution] ledger_url``, else
+the default file.
 
 Exit codes: ``submit`` 0 when the order is at the venue (placed now or already there), 3 when
 the outcome is still unknown after the lookups, 2 on a rejection or any error; ``lookup`` 0
@@ -36,6 +42,7 @@ from allocator.execution.orders import (
     Side,
     Venue,
 )
+from allocator.settings import Settings, load_settings
 
 __all__ = ["register"]
 
@@ -62,10 +69,14 @@ def _qty(text: str) -> Decimal:
     return value
 
 
-def _make_broker(venue: str) -> Broker:
-    from resources.brokers.routing_env import broker_from_env
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(config=args.config, ledger_url=getattr(args, "ledger", None))
 
-    return broker_from_env(venue, timeout_s=TIMEOUT_S)
+
+def _make_broker(venue: str, settings: Settings) -> Broker:
+    from resources.brokers.registry import operator_venue
+
+    return operator_venue(venue, settings, timeout_s=TIMEOUT_S)
 
 
 def _order_json(order: BrokerOrder) -> dict[str, Any]:
@@ -108,9 +119,10 @@ def _guarded(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from resources.brokers.reconcile_ledger import ledger_url
+    from allocator.execution.manual import submit_manual_order
     from resources.ledger import Ledger
 
+    settings = _settings(args)
     request = OrderRequest(
         client_order_id=args.client_order_id,
         symbol=args.symbol,
@@ -120,12 +132,13 @@ def _submit(args: argparse.Namespace) -> int:
         venue=Venue(args.venue),
         reference_price=args.reference_price,
     )
-    broker = _make_broker(args.venue)
+    broker = _make_broker(args.venue, settings)
     mode = str(getattr(broker, "mode", "paper"))
     try:
-        ledger = Ledger(ledger_url())
+        ledger = Ledger(settings.ledger_url)
         try:
-            outcome = ledger.submit_manual_order(
+            outcome = submit_manual_order(
+                ledger,
                 broker,
                 request,
                 account=args.account,
@@ -155,7 +168,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _lookup(args: argparse.Namespace) -> int:
-    broker = _make_broker(args.venue)
+    broker = _make_broker(args.venue, _settings(args))
     try:
         order = broker.lookup(args.symbol, args.client_order_id)
     finally:
@@ -175,27 +188,27 @@ def _lookup(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from allocator.execution.reconcile import reconcile
-    from resources.brokers.reconcile_ledger import ledger_expectation, ledger_url, record_report
+    from allocator.execution.reconcile import reconcile, record_report
     from resources.ledger import Ledger
 
-    broker = _make_broker(args.venue)
+    settings = _settings(args)
+    broker = _make_broker(args.venue, settings)
     try:
         positions = broker.positions()
         open_orders = broker.open_orders()
     finally:
         _close(broker)
-    expected = ledger_expectation(args.venue)
-    report = reconcile(
-        broker.name,
-        venue_positions=positions,
-        venue_open_orders=open_orders,
-        ledger_positions=expected.positions,
-        ledger_open_orders=expected.open_orders,
-        ledger_uncertain=expected.uncertain,
-    )
-    ledger = Ledger(ledger_url())
+    ledger = Ledger(settings.ledger_url)
     try:
+        expected = ledger.expectation(args.venue)
+        report = reconcile(
+            broker.name,
+            venue_positions=positions,
+            venue_open_orders=open_orders,
+            ledger_positions=expected.positions,
+            ledger_open_orders=expected.open_orders,
+            ledger_uncertain=expected.uncertain,
+        )
         stored = record_report(ledger, args.venue, report, source="allocator broker reconcile")
     finally:
         ledger.close()
@@ -224,6 +237,14 @@ def _reconcile(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_DIFFERENCES
 
 
+def _settings_args(parser: argparse.ArgumentParser, *, ledger: bool) -> None:
+    parser.add_argument("--config", help="allocator TOML config (or ALLOCATOR_CONFIG)")
+    if ledger:
+        parser.add_argument(
+            "--ledger", help="ledger URL (over ALLOCATOR_LEDGER_URL; default data/ledger.sqlite)"
+        )
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "broker", help="Submit, look up and reconcile orders at one real venue."
@@ -242,12 +263,14 @@ def register(subparsers: Any) -> None:
     submit.add_argument(
         "--reference-price", type=_qty, default=None, help="journaled with the order (optional)"
     )
+    _settings_args(submit, ledger=True)
     submit.set_defaults(handler=_guarded(_submit))
 
     lookup = sub.add_parser("lookup", help="Ask the venue for an order by client order id.")
     lookup.add_argument("--venue", required=True, choices=venues)
     lookup.add_argument("--symbol", required=True)
     lookup.add_argument("--client-order-id", required=True)
+    _settings_args(lookup, ledger=False)
     lookup.set_defaults(handler=_guarded(_lookup))
 
     rec = sub.add_parser(
@@ -255,4 +278,5 @@ def register(subparsers: Any) -> None:
         help="Compare positions and open orders with the ledger; record it, halt or clear.",
     )
     rec.add_argument("--venue", required=True, choices=venues)
+    _settings_args(rec, ledger=True)
     rec.set_defaults(handler=_guarded(_reconcile))

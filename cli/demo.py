@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from allocator.config import AllocatorConfig
+from allocator.settings import load_settings
 from demo.runner import (
     DEFAULT_END,
     DEFAULT_START,
@@ -42,19 +42,21 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--out", default="out/demo", help="output folder, wiped first (default out/demo)"
     )
-    p.add_argument("--config", default="", help="allocator TOML (default: SPEC's defaults)")
+    p.add_argument(
+        "--config", default="", help="allocator TOML (default: ALLOCATOR_CONFIG, else SPEC's)"
+    )
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = AllocatorConfig.from_toml(args.config) if args.config else AllocatorConfig()
+    settings = load_settings(config=args.config or None)  # --config, else ALLOCATOR_CONFIG
     plan = DemoPlan(
         out_dir=Path(args.out).resolve(),
         start=args.start,
         end=args.end,
         warmup=args.warmup,
-        config=config,
-        config_path=str(Path(args.config).resolve()) if args.config else "",
+        config=settings.config,
+        config_path=str(Path(settings.config_path).resolve()) if settings.config_path else "",
     )
     result = run_demo(plan, progress=lambda msg: print(msg, flush=True))
     print(summary_text(result, plan.start))

@@ -5,6 +5,11 @@ ledger and print one line per refused row (file, row, key, reason); they exit 0 
 was kept and 1 when some were refused. ``net`` runs one bar through routing, gating, netting
 and the paper broker without touching the ledger and writes ``orders.csv``, ``fills.csv`` and
 ``refusals.csv``.
+
+Every sub-command takes its settings from :func:`allocator.settings.load_settings` (the
+``--config`` file or ``ALLOCATOR_CONFIG``, then the ``ALLOCATOR_*`` environment, then the
+flags), the same record the code location runs with: with ``ALLOCATOR_LEDGER_URL`` set, a
+bot's intents land in the ledger the pipeline trades from.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from allocator.config import AllocatorConfig
 from allocator.errors import InputError
 from allocator.execution.bar import plan_bar, settle_bar
 from allocator.execution.inbox import (
@@ -30,14 +34,11 @@ from allocator.execution.inbox import (
     read_rows,
 )
 from allocator.execution.instruments import DEFAULT_INSTRUMENTS, InstrumentTable, load_instruments
-from allocator.execution.orders import Venue, submit_idempotently
-from allocator.execution.records import (
-    BrokerExecution,
-    GatedIntent,
-    Reason,
-    StrategyBudget,
-    parse_bar,
-)
+from allocator.execution.orders import BrokerExecution, submit_idempotently
+from allocator.execution.prices import read_prices
+from allocator.execution.reasons import SPEC7_REASONS, Reason
+from allocator.execution.records import GatedIntent, StrategyBudget, parse_bar
+from allocator.settings import Settings, load_settings
 
 __all__ = ["register"]
 
@@ -77,18 +78,22 @@ def register(subparsers: Any) -> None:
 
 
 def _common_ledger_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ledger", help="ledger URL (default: config, else data/ledger.sqlite)")
-    parser.add_argument("--config", type=Path, help="allocator TOML config")
+    parser.add_argument(
+        "--ledger",
+        help="ledger URL (over ALLOCATOR_LEDGER_URL, over the config's [execution] ledger_url; "
+        "default: data/ledger.sqlite)",
+    )
+    parser.add_argument("--config", type=Path, help="allocator TOML config (or ALLOCATOR_CONFIG)")
 
 
-def _config(path: Path | None) -> AllocatorConfig:
-    return AllocatorConfig.from_toml(path) if path is not None else AllocatorConfig()
+def _instruments(settings: Settings) -> InstrumentTable:
+    return load_instruments(settings.instruments) if settings.instruments else DEFAULT_INSTRUMENTS
 
 
-def _open_ledger(args: argparse.Namespace, config: AllocatorConfig) -> Any:
+def _open_ledger(settings: Settings) -> Any:
     from resources.ledger import Ledger  # the store lives with the resources
 
-    return Ledger(args.ledger or config.execution.ledger_url or None)
+    return Ledger(settings.ledger_url)
 
 
 def _print_refusals(refusals: Iterable[RowRefusal]) -> int:
@@ -100,14 +105,17 @@ def _print_refusals(refusals: Iterable[RowRefusal]) -> int:
 
 
 def _intents_submit(args: argparse.Namespace) -> int:
-    config = _config(args.config)
-    instruments = load_instruments(args.instruments) if args.instruments else DEFAULT_INSTRUMENTS
+    settings = load_settings(
+        config=args.config, ledger_url=args.ledger, instruments=args.instruments
+    )
+    config = settings.config
+    instruments = _instruments(settings)
     now = datetime.now(UTC)
     if args.now:
         now = datetime.fromisoformat(args.now)
         if now.tzinfo is None:
             raise InputError("--now", None, f"{args.now!r} needs a timezone")
-    ledger = _open_ledger(args, config)
+    ledger = _open_ledger(settings)
     try:
         source = str(args.file)
         rows = read_rows(args.file, INTENT_COLUMNS)
@@ -132,10 +140,10 @@ def _intents_submit(args: argparse.Namespace) -> int:
 
 
 def _returns_submit(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    settings = load_settings(config=args.config, ledger_url=args.ledger)
     source = str(args.file)
     rows, refused = check_returns(read_rows(args.file, RETURN_COLUMNS), source)
-    ledger = _open_ledger(args, config)
+    ledger = _open_ledger(settings)
     try:
         report = ledger.submit_returns(rows, correction=args.correction, source=source)
     finally:
@@ -168,19 +176,6 @@ def _read_csv(path: Path, columns: Sequence[str]) -> list[tuple[int, dict[str, s
             if not (row.get(column) or "").strip():
                 raise InputError(str(path), number, f"missing {column}")
     return rows
-
-
-def _read_prices(path: Path) -> dict[str, Decimal]:
-    prices: dict[str, Decimal] = {}
-    for number, row in _read_csv(path, ("symbol", "price")):
-        symbol = row["symbol"].strip()
-        price = _decimal(str(path), number, "price", row["price"])
-        if price <= 0:
-            raise InputError(str(path), number, f"price {row['price']!r} must be > 0")
-        if symbol in prices:
-            raise InputError(str(path), number, f"symbol {symbol} is listed twice")
-        prices[symbol] = price
-    return prices
 
 
 def _read_capital(path: Path, default_leverage: Decimal) -> dict[str, StrategyBudget]:
@@ -219,24 +214,27 @@ def _fmt(value: Decimal) -> str:
 
 
 def _refusal_of_row(item: RowRefusal, row: Mapping[str, str]) -> dict[str, str]:
-    reason = item.reason if item.reason in {r.value for r in Reason} else Reason.INVALID.value
+    # refusals.csv speaks SPEC §7's vocabulary: a row the inbox refused for another reason
+    # (an unknown asset class, a duplicate id) is an ``invalid`` intent there.
+    reason = item.reason if item.reason in SPEC7_REASONS else Reason.INVALID
     return {
         "intent_id": item.key,
         "strategy": (row.get("strategy") or "").strip(),
         "symbol": (row.get("symbol") or "").strip(),
         "requested_qty": (row.get("qty") or "").strip(),
         "accepted_qty": "0",
-        "reason": reason,
+        "reason": reason.value,
     }
 
 
 def _net(args: argparse.Namespace) -> int:
-    from resources.brokers.paper.client import PaperBroker  # the embedded default venue
+    # The venues of the pipeline (the built-in simulated venue everywhere), kept in memory.
+    from resources.brokers.paper.client import PaperBrokerConfig
+    from resources.brokers.registry import pipeline_venues
 
-    config = _config(args.config)
-    instruments: InstrumentTable = (
-        load_instruments(args.instruments) if args.instruments else DEFAULT_INSTRUMENTS
-    )
+    settings = load_settings(config=args.config, instruments=args.instruments)
+    config = settings.config
+    instruments = _instruments(settings)
     source = str(args.intents)
     rows = read_rows(args.intents, INTENT_COLUMNS)
     by_number = dict(rows)
@@ -251,8 +249,8 @@ def _net(args: argparse.Namespace) -> int:
     bars = sorted({i.bar.key for i in intents})
     if len(bars) > 1:
         raise InputError(source, None, f"intents span several bars ({', '.join(bars[:3])})")
-    prices = _read_prices(args.prices)
-    leverage = Decimal(str(config.execution.max_leverage))
+    prices = read_prices(args.prices)
+    leverage = config.execution.max_leverage
     budgets = _read_capital(args.capital, leverage) if args.capital else None
     positions = _read_positions(args.positions) if args.positions else {}
     if args.total_capital is not None:
@@ -260,7 +258,7 @@ def _net(args: argparse.Namespace) -> int:
     elif budgets is not None:
         total = sum((b.capital for b in budgets.values()), Decimal(0))
     else:
-        total = Decimal(str(config.allocation.total_capital))
+        total = config.allocation.total_capital
     account = args.account or config.execution.account
     if not account.isalnum():
         raise InputError("--account", None, f"{account!r} must be [A-Za-z0-9]")
@@ -276,7 +274,8 @@ def _net(args: argparse.Namespace) -> int:
         total_capital=total,
         account=account,
     )
-    brokers = {v: PaperBroker(venue=v, instruments=instruments) for v in Venue}
+    paper = PaperBrokerConfig()
+    brokers = pipeline_venues(instruments, paper=paper)
     executions: dict[str, BrokerExecution] = {}
     order_rows: list[dict[str, str]] = []
     for order in plan.orders:
@@ -305,8 +304,8 @@ def _net(args: argparse.Namespace) -> int:
     settled = settle_bar(
         plan,
         executions,
-        cash_quantum=Decimal(config.execution.cash_quantum),
-        fee_model=brokers[Venue.ALPACA].config.fees.fee,
+        cash_quantum=config.execution.cash_quantum,
+        fee_model=paper.fees.fee,
     )
     refusals = [_refusal_of_row(r, by_number.get(r.row, {})) for r in refused_rows]
     refusals += [_refusal_of_gated(g) for g in settled.gated if g.reason is not None]

@@ -14,6 +14,7 @@ from allocator.config import AllocatorConfig
 from allocator.data import build_panel, load_returns
 from allocator.replay import replay
 from allocator.report import PairsWriter, format_table, write_allocations, write_events
+from allocator.settings import load_settings
 
 __all__ = ["register", "run_replay"]
 
@@ -48,7 +49,7 @@ def run_replay(
 
 
 def _handle(args: argparse.Namespace) -> int:
-    config = AllocatorConfig.from_toml(args.config) if args.config else AllocatorConfig()
+    config = load_settings(config=args.config).config  # --config, else ALLOCATOR_CONFIG
     table, counts = run_replay(Path(args.returns), Path(args.out), config, pairs=not args.no_pairs)
     print(table)
     summary = ", ".join(f"{counts[k]} {k}" for k in ("rebalance", "bench", "readmit", "breaker"))
@@ -65,7 +66,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("returns", metavar="RETURNS", help="CSV or Parquet: date,strategy,return")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    p.add_argument("--config", metavar="FILE", help="TOML config (SPEC §11 keys)")
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML config (SPEC §11 keys; default ALLOCATOR_CONFIG)"
+    )
     p.add_argument(
         "--no-pairs",
         action="store_true",

@@ -18,14 +18,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from allocator.arrays import FloatArray
+
 __all__ = ["INDEX_NAME", "MarketHistory", "bundled_files", "load_sp500"]
 
 INDEX_NAME = "SP500"
 _FOLDER = "data/sp500"
 _STOCKS = "sp500_dataset.csv.gz"
 _INDEX = "sp500_index.csv.gz"
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,17 +43,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from allocator.breaker import BreakerState
+from allocator.arrays import FloatArray
 from allocator.config import AllocatorConfig
 from allocator.dashboard import LedgerHistory, book_series, summary_frames
 from allocator.execution.bar import run_bar
 from allocator.execution.inbox import ReturnRow
 from allocator.execution.instruments import Instrument, InstrumentTable
 from allocator.execution.orders import AssetClass, Venue
+from allocator.execution.prices import bar_prices, price_file, write_prices
 from allocator.execution.records import Bar, Intent
+from allocator.execution.routing import venue_of
 from allocator.replay import AllocatorEngine, SessionDecision
+from allocator.states import BreakerState
 from demo.marketdata import MarketHistory, load_sp500
 from demo.strategies import (
     REFERENCE_STRATEGIES,
@@ -79,8 +81,6 @@ DEFAULT_END = "2010-12-31"
 DEFAULT_WARMUP = 250
 IBKR_SYMBOLS = frozenset({"CVX", "JNJ", "KO", "LLY", "MRK", "PEP", "PFE", "PG", "WMT", "XOM"})
 
-FloatArray = npt.NDArray[np.float64]
-
 
 def demo_instruments(symbols: Sequence[str]) -> InstrumentTable:
     """The bundle's stocks: whole shares, a $0.001 tick (the data's precision), $1 minimum
@@ -103,7 +103,9 @@ def _write_instruments(path: Path, table: InstrumentTable) -> None:
         w = csv.writer(handle)
         w.writerow(["symbol", "asset_class", "lot_size", "tick_size", "min_notional", "venue"])
         for s, i in table.items():
-            w.writerow([s, i.asset_class.value, i.lot_size, i.tick_size, i.min_notional, i.venue])
+            w.writerow(
+                [s, i.asset_class.value, i.lot_size, i.tick_size, i.min_notional, venue_of(i)]
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -214,9 +216,7 @@ def _returns_rows(book: _Book, market: MarketHistory, t: int) -> list[ReturnRow]
 def _write_prices(
     folder: Path, bar: str, symbols: Sequence[str], prices: Sequence[Decimal]
 ) -> None:
-    with (folder / f"{bar}.csv").open("w", encoding="utf-8", newline="") as handle:
-        handle.write("symbol,price\n")
-        handle.writelines(f"{s},{p}\n" for s, p in zip(symbols, prices, strict=True))
+    write_prices(price_file(folder, bar), dict(zip(symbols, prices, strict=True)))
 
 
 def run_demo(
@@ -225,8 +225,9 @@ def run_demo(
     """Run the demo (see the module doc). ``instance`` is the Dagster instance for the final
     session (default: ``DagsterInstance.get()``, i.e. ``$DAGSTER_HOME``); ``dagster=False``
     runs the last session through the same core instead (tests of the core alone)."""
-    from resources.brokers.paper.client import PaperBroker, PaperBrokerConfig
-    from resources.ledger import Ledger, LedgerPaperState
+    from resources.brokers.paper.client import PaperBrokerConfig
+    from resources.brokers.registry import pipeline_venues
+    from resources.ledger import Ledger
 
     clock = time.perf_counter()
     timings: dict[str, float] = {}
@@ -254,18 +255,9 @@ def run_demo(
     store = Ledger(ledger_url)
     cfg = plan.config
     engine = AllocatorEngine(book.names, cfg)
-    brokers = {
-        v: PaperBroker(
-            venue=v,
-            instruments=instruments,
-            config=PaperBrokerConfig(),
-            state=LedgerPaperState(store),
-        )
-        for v in Venue
-    }
-    fee_model = brokers[Venue.ALPACA].config.fees.fee
-    total_capital = Decimal(str(cfg.allocation.total_capital))
-    quantum = Decimal(cfg.execution.cash_quantum)
+    paper = PaperBrokerConfig()
+    brokers = pipeline_venues(instruments, ledger=store, paper=paper)
+    fee_model = paper.fees.fee
     store.register_strategies(book.names)
     last = hi if not dagster else hi - 1
     try:
@@ -282,12 +274,12 @@ def run_demo(
                     bar=bar,
                     intents=store.intents_for_bar(bar),
                     prices=dict(zip(market.symbols, prices, strict=True)),
-                    budgets=store.budgets(bar.key, Decimal(str(cfg.execution.max_leverage))),
+                    budgets=store.budgets(bar.key, cfg.execution.max_leverage),
                     instruments=instruments,
                     routing=cfg.routing,
-                    total_capital=total_capital,
+                    total_capital=cfg.allocation.total_capital,
                     account=cfg.execution.account,
-                    cash_quantum=quantum,
+                    cash_quantum=cfg.execution.cash_quantum,
                     fee_model=fee_model,
                     lookup_delay_s=0.0,
                 )
@@ -313,17 +305,8 @@ def run_demo(
             _check_same_allocation(store, expected, book.names)
         from assets.dashboard import ledger_history
 
-        prices_cache = {
-            _day(market, t): dict(
-                zip(
-                    market.symbols,
-                    [market.price_text(t, m) for m in range(len(market.symbols))],
-                    strict=True,
-                )
-            )
-            for t in range(lo, hi + 1)
-        }
-        history = ledger_history(store, prices_cache.__getitem__, instruments, cfg)
+        # The dashboard marks each bar at the prices the bar ran with: the files written above.
+        history = ledger_history(store, lambda key: bar_prices(prices_dir, key), instruments, cfg)
     finally:
         store.close()
     timings["total"] = time.perf_counter() - clock
@@ -357,22 +340,22 @@ def _through_dagster(
     ``dashboard`` asset unless ``bar_job`` already materialised it."""
     import dagster as dg
 
+    from allocator.settings import load_settings
     from assets.dashboard import dashboard as dashboard_asset
     from assets.tags import BAR_LANE, BAR_TAG, SESSION_TAG
     from pipelines.definitions import build_definitions
-    from resources.dagster_resources import AllocatorSettings, default_resources
+    from resources.dagster_resources import default_resources
 
-    env = {
-        "ALLOCATOR_LEDGER_URL": ledger_url,
-        "ALLOCATOR_PRICES": str((out / "prices").resolve()),
-        "ALLOCATOR_DATA_DIR": str((out / "dagster").resolve()),
-    }
-    if plan.config_path:
-        env["ALLOCATOR_CONFIG"] = plan.config_path
-    resources = default_resources(env)
-    resources["settings"] = AllocatorSettings(
-        config_path=plan.config_path, instruments_path=str((out / "instruments.csv").resolve())
+    # The demo's own world, through the same settings function as the code location.
+    settings = load_settings(
+        config=plan.config_path,
+        env={},
+        ledger_url=ledger_url,
+        prices=(out / "prices").resolve(),
+        data_dir=(out / "dagster").resolve(),
+        instruments=(out / "instruments.csv").resolve(),
     )
+    resources = default_resources(settings=settings)
     defs = build_definitions(resources)
     inst = instance if instance is not None else dg.DagsterInstance.get()
     path = (out / "dashboard.html").resolve()
@@ -416,9 +399,9 @@ def mechanics(history: LedgerHistory, start: str) -> dict[str, int]:
     return {
         "bench": int((ev["kind"] == "bench").sum()),
         "readmit": int((ev["kind"] == "readmit").sum()),
-        "half": int(breaker.str.endswith("->half").sum()),
-        "halt": int(breaker.str.endswith("->halted").sum()),
-        "halt_released": int(breaker.str.startswith("halted->").sum()),
+        "half": int(breaker.str.endswith(f"->{BreakerState.HALF.label}").sum()),
+        "halt": int(breaker.str.endswith(f"->{BreakerState.HALTED.label}").sum()),
+        "halt_released": int(breaker.str.startswith(f"{BreakerState.HALTED.label}->").sum()),
         "netting_bars_with_savings": sum(1 for w, f in history.savings.values() if w > f),
         "intents_cut_or_refused": sum(history.refusals.values()),
     }

@@ -10,24 +10,31 @@ import assets
 import assets.checks
 import assets.execution
 import assets.rules
+from allocator.settings import Settings, load_settings
 from pipelines.jobs import bar_job, bar_job_multiprocess, rebalance_job
 from pipelines.schedules import rebalance_schedule
-from pipelines.sensors import bar_sensor
+from pipelines.sensors import bar_sensor, build_bar_sensor
 from resources.dagster_resources import default_resources
 
 
-def build_definitions(resources: dict[str, Any]) -> dg.Definitions:
-    """The definitions with the given resources (tests pass temporary locations)."""
+def build_definitions(
+    resources: dict[str, Any], settings: Settings | None = None
+) -> dg.Definitions:
+    """The definitions with the given resources (tests pass temporary locations); the bar
+    sensor is built from ``settings`` (default: the record's defaults)."""
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[rebalance_job, bar_job, bar_job_multiprocess],
         schedules=[rebalance_schedule],
-        sensors=[bar_sensor],
+        sensors=[bar_sensor if settings is None else build_bar_sensor(settings)],
         resources=resources,
     )
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(default_resources())
+    """The code location: one :func:`~allocator.settings.load_settings` record (the TOML file,
+    then the ``ALLOCATOR_*`` environment) for the resources and the sensor alike."""
+    settings = load_settings()
+    return build_definitions(default_resources(settings=settings), settings)

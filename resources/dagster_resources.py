@@ -1,23 +1,23 @@
 """Dagster resources: the allocator's configuration, the ledger, the paper brokers, the bar
 prices and a small Parquet IO manager. They wrap the core; they decide nothing themselves.
 
-Locations come from the environment at definitions load (plain paths and URLs, no secrets):
-``ALLOCATOR_CONFIG`` (TOML), ``ALLOCATOR_LEDGER_URL``, ``ALLOCATOR_DATA_DIR`` (Parquet assets),
-``ALLOCATOR_RETURNS_SOURCE`` (a returns file ingested into the ledger on each rebalance),
-``ALLOCATOR_PRICES`` (CSV ``symbol,price``: the bar's reference prices, or a folder of
-``<bar>.csv``), ``ALLOCATOR_BAR_DEADLINE_S`` (the bar sensor's deadline, default 60),
-``ALLOCATOR_MAX_ABS_RETURN`` (the returns check's bound, default 0.5) and ``ALLOCATOR_INSTRUMENTS``
-(a symbol table CSV; default: the bundled one).
+Every location and timing comes from one :class:`allocator.settings.Settings` record, resolved
+by :func:`allocator.settings.load_settings` when the definitions load (the TOML file, then the
+``ALLOCATOR_*`` environment: ``ALLOCATOR_CONFIG``, ``ALLOCATOR_LEDGER_URL``,
+``ALLOCATOR_DATA_DIR``, ``ALLOCATOR_RETURNS_SOURCE``, ``ALLOCATOR_PRICES``,
+``ALLOCATOR_INSTRUMENTS``, ``ALLOCATOR_DASHBOARD``, ``ALLOCATOR_BAR_DEADLINE_S``,
+``ALLOCATOR_MAX_ABS_RETURN``, ``ALLOCATOR_BAR_SENSOR_HOLD``, ``ALLOCATOR_BAR_SENSOR_POLL``).
+:func:`default_resources` turns that record into resources, and the resources' own defaults
+are the record's defaults. Why: the command line resolves its settings with the same function,
+so ``allocator intents submit`` writes into the very ledger this code location trades from.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -26,6 +26,8 @@ from upath import UPath
 
 from allocator.config import AllocatorConfig
 from allocator.execution.instruments import DEFAULT_INSTRUMENTS, InstrumentTable, load_instruments
+from allocator.execution.prices import bar_prices
+from allocator.settings import Settings, default_ledger_url, load_settings
 from resources.brokers.paper.resource import PaperBrokerResource
 
 __all__ = [
@@ -36,20 +38,24 @@ __all__ = [
     "default_resources",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_DEFAULTS = Settings()
 
 
 class AllocatorSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The allocator's TOML configuration plus the pipeline's data-quality bounds."""
+    """The allocator's TOML configuration plus the pipeline's data-quality bounds and timings
+    (built from the :class:`~allocator.settings.Settings` record by :func:`default_resources`)."""
 
     config_path: str = ""
     instruments_path: str = ""
-    max_abs_daily_return: float = 0.5
+    max_abs_daily_return: float = _DEFAULTS.max_abs_return
     missing_returns: str = "allow"  # "allow": missing is NaN (SPEC §1); "refuse": a failure
     non_session_dates: str = "roll_forward"  # "roll_forward" (SPEC §1) or "refuse"
     max_order_notional: float = 1_000_000.0
-    bar_deadline_seconds: float = 60.0
+    bar_deadline_seconds: float = _DEFAULTS.bar_deadline_s
     bar_check_engine: str = "native"  # "gx" or "native" for the checks on the per-bar path
+    dashboard_path: str = _DEFAULTS.dashboard
+    sensor_hold_s: float = _DEFAULTS.sensor_hold_s  # one bar-sensor evaluation watches this long
+    sensor_poll_s: float = _DEFAULTS.sensor_poll_s  # and re-reads the inbox this often
 
     def config(self) -> AllocatorConfig:
         if self.config_path:
@@ -79,33 +85,23 @@ class LedgerResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             ledger.close()
 
     def resolved_url(self) -> str:
-        from resources.ledger import default_url
-
-        return self.url or default_url()
+        """``url``, else the settings' default ledger (:func:`default_ledger_url`)."""
+        return self.url or default_ledger_url()
 
 
 class PricesResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Reference prices of the bar: ``<prices_path>`` or ``<dir>/<bar>.csv`` when a folder.
 
-    A symbol without a price is simply absent (its entries are refused ``no_price``)."""
+    Read by :func:`allocator.execution.prices.bar_prices`: no path or no file for the bar
+    means no prices (the bar's entries are refused ``no_price``); a symbol missing from the
+    file has no price; a malformed row fails the read with an ``InputError`` naming the file
+    and the row, so the bar run fails loudly instead of trading without that price."""
 
     prices_path: str = ""
 
     def prices(self, bar_key: str) -> dict[str, Decimal]:
-        if not self.prices_path:
-            return {}
-        path = Path(self.prices_path)
-        if path.is_dir():
-            path = path / f"{bar_key.replace(':', '')}.csv"
-        if not path.exists():
-            return {}
-        out: dict[str, Decimal] = {}
-        with path.open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle):
-                price = Decimal(row["price"].strip())
-                if price.is_finite() and price > 0:
-                    out[row["symbol"].strip()] = price
-        return out
+        """The reference prices of bar ``bar_key`` (quote currency per base unit, > 0)."""
+        return bar_prices(self.prices_path, bar_key)
 
 
 class ParquetIOManager(dg.UPathIOManager):
@@ -131,22 +127,24 @@ def parquet_io_manager(init_context: dg.InitResourceContext) -> ParquetIOManager
     return ParquetIOManager(init_context.resource_config["base_dir"])
 
 
-def default_resources(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """The resources of the code location, located from the environment (see module doc)."""
-    e = os.environ if env is None else env
-    data_dir = e.get("ALLOCATOR_DATA_DIR") or str(PROJECT_ROOT / "data" / "dagster")
+def default_resources(
+    env: Mapping[str, str] | None = None, *, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The resources of the code location, from ``settings`` (default: the record
+    :func:`~allocator.settings.load_settings` resolves from ``env``, default ``os.environ``)."""
+    s = settings if settings is not None else load_settings(env=env)
     return {
         "settings": AllocatorSettings(
-            config_path=e.get("ALLOCATOR_CONFIG", ""),
-            instruments_path=e.get("ALLOCATOR_INSTRUMENTS", ""),
-            bar_deadline_seconds=float(e.get("ALLOCATOR_BAR_DEADLINE_S", "60")),
-            max_abs_daily_return=float(e.get("ALLOCATOR_MAX_ABS_RETURN", "0.5")),
+            config_path=s.config_path,
+            instruments_path=s.instruments,
+            bar_deadline_seconds=s.bar_deadline_s,
+            max_abs_daily_return=s.max_abs_return,
+            dashboard_path=s.dashboard,
+            sensor_hold_s=s.sensor_hold_s,
+            sensor_poll_s=s.sensor_poll_s,
         ),
-        "ledger": LedgerResource(
-            url=e.get("ALLOCATOR_LEDGER_URL", ""),
-            returns_source=e.get("ALLOCATOR_RETURNS_SOURCE", ""),
-        ),
+        "ledger": LedgerResource(url=s.ledger_url, returns_source=s.returns_source),
         "paper": PaperBrokerResource(),
-        "market": PricesResource(prices_path=e.get("ALLOCATOR_PRICES", "")),
-        "io_manager": parquet_io_manager.configured({"base_dir": data_dir}),
+        "market": PricesResource(prices_path=s.prices),
+        "io_manager": parquet_io_manager.configured({"base_dir": s.data_dir}),
     }

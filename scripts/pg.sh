@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# A throwaway PostgreSQL server for the ledger's test suite, on 127.0.0.1 only.
+# A throwaway PostgreSQL server for the test suite, on 127.0.0.1 only.
 #
-#   bash scripts/pg.sh start   install PostgreSQL if missing, init .pgdata/, start it, create the db
-#   bash scripts/pg.sh url     print the SQLAlchemy URL (postgresql+psycopg://...)
-#   bash scripts/pg.sh stop    stop the server (the data folder is kept)
-#   bash scripts/pg.sh status  exit 0 when the server answers
+#   bash scripts/pg.sh start       install PostgreSQL if missing, init .pgdata/, start it, create
+#                                  the databases, print the ledger's URL
+#   bash scripts/pg.sh url         print the ledger tests' SQLAlchemy URL (postgresql+psycopg://...)
+#   bash scripts/pg.sh dagster-url print the Dagster storage tests' URL, on a database of its own
+#                                  (postgresql+psycopg2://...: dagster-postgres needs psycopg2)
+#   bash scripts/pg.sh stop        stop the server (the data folder is kept)
+#   bash scripts/pg.sh status      exit 0 when the server answers
 #
-# Idempotent: `start` on a running server only prints the URL. The cluster lives in the
+# Two databases: $ALLOCATOR_PG_DB (default allocator_test) for the ledger, whose tests reset its
+# schema, and $ALLOCATOR_PG_DAGSTER_DB (default allocator_dagster_test) for the Dagster instance's
+# storage tests. Idempotent: `start` on a running server only creates a missing database and
+# prints the URL. The cluster lives in the
 # git-ignored folder $PGDATA_DIR (default <project>/.pgdata, or /var/tmp/allocator-pg-<hash>
 # when root's checkout is out of the postgres user's reach) and listens on a free port that is
 # remembered in .pgdata/port. PostgreSQL refuses to run as root, so as root the server runs as
@@ -19,6 +25,7 @@ PGDATA_DIR="${PGDATA_DIR:-$ROOT/.pgdata}"
 DATA="$PGDATA_DIR/cluster"
 PORT_FILE="$PGDATA_DIR/port"
 DB_NAME="${ALLOCATOR_PG_DB:-allocator_test}"
+DAGSTER_DB_NAME="${ALLOCATOR_PG_DAGSTER_DB:-allocator_dagster_test}"
 DB_USER="allocator"
 
 die() { echo "pg.sh: $*" >&2; exit 1; }
@@ -82,6 +89,21 @@ url() {
     echo "postgresql+psycopg://$DB_USER@127.0.0.1:$(cat "$PORT_FILE")/$DB_NAME"
 }
 
+dagster_url() {
+    [[ -f "$PORT_FILE" ]] || die "no cluster yet: run 'bash scripts/pg.sh start' first"
+    echo "postgresql+psycopg2://$DB_USER@127.0.0.1:$(cat "$PORT_FILE")/$DAGSTER_DB_NAME"
+}
+
+# Create database $1 on the running server unless it exists.
+ensure_db() {
+    local port
+    port="$(cat "$PORT_FILE")"
+    if ! "$BIN/psql" -h 127.0.0.1 -p "$port" -U "$DB_USER" -d postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1; then
+        "$BIN/createdb" -h 127.0.0.1 -p "$port" -U "$DB_USER" "$1"
+    fi
+}
+
 start() {
     ensure_installed
     BIN="$(find_bin)"
@@ -96,6 +118,8 @@ start() {
         as_owner "$BIN/initdb" -D "$DATA" -U "$DB_USER" --auth=trust -E UTF8 --no-locale >/dev/null
     fi
     if is_running; then
+        ensure_db "$DB_NAME"
+        ensure_db "$DAGSTER_DB_NAME"
         url
         return 0
     fi
@@ -106,10 +130,8 @@ start() {
     as_owner "$BIN/pg_ctl" -D "$DATA" -l "$PGDATA_DIR/server.log" -w -t 60 \
         -o "-h 127.0.0.1 -p $port -k $PGDATA_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
         start >/dev/null || { cat "$PGDATA_DIR/server.log" >&2; die "the server did not start"; }
-    if ! "$BIN/psql" -h 127.0.0.1 -p "$port" -U "$DB_USER" -d postgres -tAc \
-        "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" | grep -q 1; then
-        "$BIN/createdb" -h 127.0.0.1 -p "$port" -U "$DB_USER" "$DB_NAME"
-    fi
+    ensure_db "$DB_NAME"
+    ensure_db "$DAGSTER_DB_NAME"
     url
 }
 
@@ -124,7 +146,8 @@ resolve_dir
 case "${1:-start}" in
     start) start ;;
     url) url ;;
+    dagster-url) dagster_url ;;
     stop) stop ;;
     status) BIN="$(find_bin)" || exit 1; is_running ;;
-    *) die "usage: $0 start|url|stop|status" ;;
+    *) die "usage: $0 start|url|dagster-url|stop|status" ;;
 esac

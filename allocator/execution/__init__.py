@@ -1,15 +1,18 @@
 """The execution core: one bar between the strategies and a broker (SPEC §7-§9).
 
-Modules, in the order a bar flows through them: ``records`` (the frozen records),
-``instruments`` (the symbol table), ``inbox`` (checking submitted intents and returns),
-``routing``, ``book`` (the bar in columns), ``gating``, ``netting``, ``attribution`` and
-``bar`` (orchestration around a ledger and the brokers).
+Modules, in the order a bar flows through them: ``records`` (the bar, intents, budgets and
+outcomes), ``reasons`` (the one vocabulary of refusals), ``instruments`` (the symbol table),
+``inbox`` (checking submitted intents and returns), ``routing`` (where each order goes),
+``book`` (the bar in columns), ``gating``, ``netting``, ``attribution``, ``orders`` (the orders,
+their states, the broker interface and the one submission path) and ``bar`` (orchestration
+around a ledger and the brokers). Around the bar: ``ledger`` (the :class:`Ledger` protocol:
+what the core needs of the ledger), ``reconcile`` (each venue against the ledger, SPEC §9) and
+``manual`` (one operator order). The strategy states are in :mod:`allocator.states`, the
+error types in :mod:`allocator.errors`.
 """
 
 from allocator.execution.attribution import Attribution, attribute, largest_remainder
 from allocator.execution.bar import (
-    BarIncompleteError,
-    BarLedger,
     BarOutcome,
     BarPlan,
     BarRun,
@@ -26,28 +29,26 @@ from allocator.execution.instruments import (
     InstrumentTable,
     load_instruments,
 )
+from allocator.execution.ledger import Ledger
 from allocator.execution.netting import Netting, net_takes
+from allocator.execution.orders import BrokerExecution, NetOrder
+from allocator.execution.reasons import Reason
 from allocator.execution.records import (
     Bar,
-    BrokerExecution,
     GatedIntent,
     Intent,
-    NetOrder,
-    Reason,
     StrategyBudget,
-    StrategyState,
     VirtualFill,
     parse_bar,
 )
-from allocator.execution.routing import RoutedIntent, route_intents
+from allocator.execution.routing import RoutedIntent, route_intents, venue_of
+from allocator.states import StrategyState
 
 __all__ = [
     "DEFAULT_INSTRUMENTS",
     "Attribution",
     "Bar",
     "BarBook",
-    "BarIncompleteError",
-    "BarLedger",
     "BarOutcome",
     "BarPlan",
     "BarRun",
@@ -58,6 +59,7 @@ __all__ = [
     "Instrument",
     "InstrumentTable",
     "Intent",
+    "Ledger",
     "NetOrder",
     "Netting",
     "Reason",
@@ -76,4 +78,5 @@ __all__ = [
     "route_intents",
     "run_bar",
     "settle_bar",
+    "venue_of",
 ]

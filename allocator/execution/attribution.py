@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from allocator.execution.book import BarBook, Int64Array
+from allocator.arrays import IntArray
+from allocator.execution.book import BarBook
 from allocator.execution.netting import Netting
 
 __all__ = ["Attribution", "attribute", "largest_remainder"]
@@ -32,7 +33,7 @@ __all__ = ["Attribution", "attribute", "largest_remainder"]
 _SAFE = 2**62
 
 
-def _rank_within(groups_sorted: Int64Array) -> Int64Array:
+def _rank_within(groups_sorted: IntArray) -> IntArray:
     n = len(groups_sorted)
     idx = np.arange(n, dtype=np.int64)
     first = np.zeros(n, dtype=np.int64)
@@ -44,11 +45,11 @@ def _rank_within(groups_sorted: Int64Array) -> Int64Array:
 
 
 def largest_remainder(
-    group: Int64Array,
+    group: IntArray,
     weight: npt.NDArray[Any],
     total: npt.NDArray[Any],
     denom: npt.NDArray[Any],
-    tiebreak: Int64Array,
+    tiebreak: IntArray,
     cap: npt.NDArray[Any] | None = None,
 ) -> npt.NDArray[Any]:
     """Split ``total[g]`` over the members of each group ``g`` pro rata to ``weight / denom[g]``.
@@ -91,22 +92,34 @@ def largest_remainder(
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class Attribution:
-    """Per slot: ``internal`` and ``external`` lots (signed, + bought) and ``fee_units``
-    (>= 0, whole units of the cash quantum)."""
+    """One bar's lots and fee split over its slots; every array is indexed by slot.
 
-    internal: Int64Array
-    external: Int64Array
+    Attributes
+    ----------
+    internal : IntArray
+        Lots crossed internally with the other side (signed, + bought).
+    external : IntArray
+        Lots of the broker's fill given to the slot (signed, + bought).
+    fee_units : numpy.ndarray
+        The slot's share of the broker fee in whole units of the cash quantum (>= 0).
+    """
+
+    internal: IntArray
+    external: IntArray
     fee_units: npt.NDArray[Any]
 
 
 def attribute(
     book: BarBook,
     netting: Netting,
-    filled: Int64Array,
+    filled: IntArray,
     fee_units: npt.NDArray[Any],
 ) -> Attribution:
-    """Split each symbol's crossed lots, broker fill (``filled`` lots, per symbol, unsigned,
-    at most |net|) and fee (``fee_units`` per symbol, whole quanta) over its strategies."""
+    """Split each symbol's crossed lots, broker fill and fee over its strategies.
+
+    ``filled`` is the broker's fill per symbol (lots, unsigned, at most |net|); ``fee_units``
+    the fee per symbol (whole units of the cash quantum, >= 0).
+    """
     take = netting.take
     sym = book.slot_sym
     net = netting.net

@@ -6,8 +6,10 @@ decides the orders (pure); :func:`settle_bar` attributes what the broker did (pu
 send each through :func:`~.orders.submit_idempotently`, then record the whole bar in
 one transaction. Re-running a bar (a crash, a re-execution) sends nothing twice: the client
 order ids are the same and the lookup finds them; a bar already recorded is not recorded again.
+Every cut carries one reason of :mod:`allocator.execution.reasons`; the plan's arrays hold
+their codes, translated back only when the outcomes are listed.
 
-A venue halted by reconciliation (SPEC §9; ``BarLedger.halted_venues``) takes no new entries:
+A venue halted by reconciliation (SPEC §9; ``Ledger.halted_venues``) takes no new entries:
 an intent routed there keeps only the part that reduces the strategy's running position (its
 exit, down to flat) and the rest is refused with reason ``routing`` — the venue cannot be
 routed to for entries — and a detail naming the halt. SPEC §7's reasons have no dedicated
@@ -20,23 +22,25 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
-from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
+from allocator.arrays import CodeArray, IntArray
 from allocator.config import RoutingConfig
-from allocator.errors import AllocatorError
+from allocator.errors import BarIncompleteError
 from allocator.execution.attribution import Attribution, attribute
 from allocator.execution.book import BarBook, build_book
-from allocator.execution.gating import REASON_BY_CODE, gate
+from allocator.execution.gating import gate
 from allocator.execution.instruments import Instrument, InstrumentTable
+from allocator.execution.ledger import Ledger
 from allocator.execution.netting import Netting, net_takes
 from allocator.execution.orders import (
     AssetClass,
     Broker,
+    BrokerExecution,
     BrokerOrder,
+    NetOrder,
     OrderState,
     Side,
     SubmitOutcome,
@@ -44,22 +48,18 @@ from allocator.execution.orders import (
     client_order_id,
     submit_idempotently,
 )
+from allocator.execution.reasons import BY_CODE, PASSED, Reason
 from allocator.execution.records import (
     Bar,
-    BrokerExecution,
     GatedIntent,
     Intent,
-    NetOrder,
-    Reason,
     StrategyBudget,
     VirtualFill,
     exact,
 )
-from allocator.execution.routing import RoutedIntent, route_intents
+from allocator.execution.routing import RoutedIntent, route_intents, venue_of
 
 __all__ = [
-    "BarIncompleteError",
-    "BarLedger",
     "BarOutcome",
     "BarPlan",
     "BarRun",
@@ -72,26 +72,49 @@ __all__ = [
 FeeModel = Callable[[Instrument, Venue, Decimal, Decimal], Decimal]
 """Fee of one order: (instrument, venue, qty > 0 base units, price) -> fee >= 0."""
 
-_MIN_NOTIONAL_CODE = 5
-_NO_PRICE_CODE = 4
-_ROUTING_CODE = 6
-_REASONS: tuple[Reason | None, ...] = (*REASON_BY_CODE, Reason.MIN_NOTIONAL, Reason.ROUTING)
-
-
-class BarIncompleteError(AllocatorError):
-    """The bar cannot be settled yet (an order's outcome is unknown); run it again later."""
+# The reason codes of the order-level cuts (derived from the one Reason vocabulary).
+_MIN_NOTIONAL = Reason.MIN_NOTIONAL.code
+_NO_PRICE = Reason.NO_PRICE.code
+_ROUTING = Reason.ROUTING.code
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class BarPlan:
     """Everything decided before any order is sent.
 
-    ``accepted`` is the final accepted lots per book intent (after the minimum-notional and
-    no-price cuts), ``reason`` its code into the reasons (0: passed whole); ``netting`` is
-    computed from those; ``orders`` holds one :class:`NetOrder` per symbol with a non-zero net
-    that is sent; ``refused`` the intents refused before gating; ``requested`` the lots each
-    book intent asked for (more than the book's when a halted venue cut its entry part);
-    ``details`` a note per intent id (why a halted venue cut it).
+    Arrays are per book intent, in the book's gating order (:class:`~.book.BarBook`).
+
+    Attributes
+    ----------
+    bar : Bar
+        The bar planned.
+    account : str
+        The account named in the client order ids.
+    book : BarBook
+        The bar in columns (quantities in lots of each symbol).
+    instruments : tuple of Instrument
+        The instrument of each book symbol (by symbol code).
+    venues : tuple of Venue
+        The venue of each book symbol (by symbol code).
+    requested : numpy.ndarray of int64
+        Signed lots each intent asked for (+ buys); more than the book's when a halted venue
+        cut its entry part.
+    routed_from : tuple of (str or None)
+        Each intent's own symbol when it was mapped to a proxy.
+    accepted : numpy.ndarray of int64
+        Signed lots accepted after gating and the order-level cuts (no price, minimum
+        notional), |accepted| <= |requested|.
+    reason : numpy.ndarray of int8
+        Each intent's reason code (:meth:`Reason.from_code
+        <allocator.execution.reasons.Reason.from_code>`; ``0``: passed whole).
+    netting : Netting
+        The takes, buys and sells computed from ``accepted``.
+    orders : tuple of NetOrder
+        One order per symbol with a non-zero net that is sent.
+    refused : tuple of GatedIntent
+        The intents refused before gating (routing, a halted venue).
+    details : Mapping of str to str
+        A note per intent id (why a halted venue cut it).
     """
 
     bar: Bar
@@ -99,11 +122,10 @@ class BarPlan:
     book: BarBook
     instruments: tuple[Instrument, ...]
     venues: tuple[Venue, ...]
-    requested: npt.NDArray[np.int64]
+    requested: IntArray
     routed_from: tuple[str | None, ...]
-    original_qty: tuple[Decimal, ...]
-    accepted: npt.NDArray[np.int64]
-    reason: npt.NDArray[np.int8]
+    accepted: IntArray
+    reason: CodeArray
     netting: Netting
     orders: tuple[NetOrder, ...]
     refused: tuple[GatedIntent, ...]
@@ -124,9 +146,9 @@ class BarPlan:
                     symbol=book.symbols[m],
                     requested_qty=book.qty(m, int(self.requested[t])),
                     accepted_qty=book.qty(m, int(self.accepted[t])),
-                    reason=_REASONS[code] if code else None,
+                    reason=BY_CODE[code],
                     routed_from=self.routed_from[t],
-                    detail=self.details.get(ids[t], "") if code == _ROUTING_CODE else "",
+                    detail=self.details.get(ids[t], "") if code == _ROUTING else "",
                 )
             )
         return out
@@ -226,8 +248,8 @@ def plan_bar(
             asked = wanted.get(r.intent.intent_id)
             if asked is not None:
                 requested[t] = int(asked / r.instrument.lot_size)
-                if int(reason[t]) == 0:
-                    reason[t] = _ROUTING_CODE
+                if int(reason[t]) == PASSED:
+                    reason[t] = _ROUTING
     # A symbol only held (not traded) may be missing from the table: it never gets an order.
     instruments_by_code = tuple(
         instruments[s]
@@ -241,7 +263,6 @@ def plan_bar(
         account=account,
         instruments=instruments_by_code,
         routed_from=tuple(r.routed_from for r in ordered),
-        original_qty=tuple(r.intent.qty for r in ordered),
         requested=requested,
         accepted=gate_result.accepted,
         reason=reason,
@@ -312,10 +333,9 @@ def _finish_plan(
     account: str,
     instruments: tuple[Instrument, ...],
     routed_from: tuple[str | None, ...],
-    original_qty: tuple[Decimal, ...],
-    requested: npt.NDArray[np.int64],
-    accepted: npt.NDArray[np.int64],
-    reason: npt.NDArray[np.int8],
+    requested: IntArray,
+    accepted: IntArray,
+    reason: CodeArray,
     refused: tuple[GatedIntent, ...],
     details: Mapping[str, str],
 ) -> BarPlan:
@@ -327,11 +347,11 @@ def _finish_plan(
     for m in np.flatnonzero(net != 0).tolist():
         price = book.price[m]
         if price is None:
-            blocked_symbols[m] = _NO_PRICE_CODE
+            blocked_symbols[m] = _NO_PRICE
             continue
         notional = exact.multiply(exact.multiply(abs(int(net[m])), book.lot_size[m]), price)
         if notional < instruments[m].min_notional:
-            blocked_symbols[m] = _MIN_NOTIONAL_CODE
+            blocked_symbols[m] = _MIN_NOTIONAL
     if blocked_symbols:
         codes = np.array(sorted(blocked_symbols), dtype=np.int64)
         in_blocked = np.isin(book.slot_sym, codes)
@@ -343,7 +363,7 @@ def _finish_plan(
         for j in np.flatnonzero(in_blocked).tolist():
             m = int(book.slot_sym[j])
             code = blocked_symbols[m]
-            new_take = 0 if code == _NO_PRICE_CODE else int(shares[j])
+            new_take = 0 if code == _NO_PRICE else int(shares[j])
             if new_take != int(netting.take[j]):
                 cut_to[j] = (new_take, code)
     if cut_to:
@@ -373,7 +393,7 @@ def _finish_plan(
             NetOrder(
                 symbol=book.symbols[m],
                 asset_class=inst.asset_class,
-                venue=inst.routed_venue,
+                venue=venue_of(inst),
                 side=side,
                 qty=book.qty(m, abs(int(net[m]))),
                 reference_price=price,
@@ -387,10 +407,9 @@ def _finish_plan(
         account=account,
         book=book,
         instruments=instruments,
-        venues=tuple(i.routed_venue for i in instruments),
+        venues=tuple(venue_of(i) for i in instruments),
         requested=requested,
         routed_from=routed_from,
-        original_qty=original_qty,
         accepted=accepted,
         reason=reason,
         netting=netting,
@@ -402,8 +421,20 @@ def _finish_plan(
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BarOutcome:
-    """The settled bar: every intent's outcome, the virtual fills, and the netting savings
-    (``would_pay`` − ``fee_paid``; quote currency)."""
+    """The settled bar: every intent's outcome, the virtual fills and the fees.
+
+    Attributes
+    ----------
+    gated : tuple of GatedIntent
+        Every intent of the bar with its outcome.
+    fills : tuple of VirtualFill
+        Each strategy's virtual fills (quantities signed, + bought).
+    fee_paid : Decimal
+        The fees the broker charged for the bar's orders (quote currency, >= 0).
+    would_pay : Decimal
+        The fees the accepted intents would have paid traded one by one, by the fee model at
+        the reference prices (quote currency; 0 without a fee model).
+    """
 
     gated: tuple[GatedIntent, ...]
     fills: tuple[VirtualFill, ...]
@@ -412,6 +443,7 @@ class BarOutcome:
 
     @property
     def savings(self) -> Decimal:
+        """Netting savings: ``would_pay`` − ``fee_paid`` (quote currency, + saved)."""
         return self.would_pay - self.fee_paid
 
 
@@ -475,7 +507,7 @@ def settle_bar(
 def _virtual_fills(
     plan: BarPlan,
     result: Attribution,
-    filled: npt.NDArray[np.int64],
+    filled: IntArray,
     avg: Mapping[int, Decimal],
     residue: Mapping[int, Decimal],
     quantum: Decimal,
@@ -524,39 +556,6 @@ def _virtual_fills(
     return out
 
 
-class BarLedger(Protocol):
-    """What :func:`run_bar` needs from the ledger (implemented by ``resources.ledger``)."""
-
-    def bar_done(self, bar: Bar) -> bool: ...
-
-    def positions(self) -> Mapping[tuple[str, str], Decimal]: ...
-
-    def halted_venues(self) -> Collection[Venue]:
-        """Venues whose last reconciliation found differences not yet cleared (SPEC §9)."""
-        ...
-
-    def journal_orders(
-        self,
-        bar: Bar,
-        account: str,
-        orders: Sequence[NetOrder],
-        *,
-        modes: Mapping[Venue, str] | None = None,
-    ) -> None:
-        """Write each order as ``pending_submit`` with its venue's mode (``paper``/``live``)
-        unless its client order id is there already."""
-        ...
-
-    def update_order(self, order: NetOrder, outcome: SubmitOutcome) -> None: ...
-
-    def record_bar(
-        self, bar: Bar, outcome: BarOutcome, broker_orders: Sequence[BrokerOrder]
-    ) -> None:
-        """In one transaction: outcomes, broker fills (deduplicated), virtual fills, positions,
-        cash, netting savings, and the bar marked done."""
-        ...
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BarRun:
     """What :func:`run_bar` did. ``outcome`` is ``None`` when the bar was already recorded."""
@@ -573,7 +572,7 @@ def _no_checkpoint(_: str) -> None:
 
 def run_bar(
     *,
-    ledger: BarLedger,
+    ledger: Ledger,
     brokers: Mapping[Venue, Broker],
     bar: Bar,
     intents: Sequence[Intent],
@@ -594,7 +593,7 @@ def run_bar(
 
     ``checkpoint(name)`` is called after each durable step (``journaled``, ``submitted:<cid>``,
     ``recorded``); tests use it to kill the process there. ``halted_venues`` defaults to the
-    ledger's (:meth:`BarLedger.halted_venues`): entries routed there are refused. Each order
+    ledger's (:meth:`~.ledger.Ledger.halted_venues`): entries routed there are refused. Each order
     is journaled ``live`` when its broker's ``mode`` attribute is ``"live"``, else ``paper``.
     """
     if ledger.bar_done(bar):

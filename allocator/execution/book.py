@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
-__all__ = ["BarBook", "Int64Array", "build_book", "lots_of"]
+from allocator.arrays import IntArray
 
-Int64Array = npt.NDArray[np.int64]
+__all__ = ["BarBook", "build_book", "lots_of"]
 
 
 def lots_of(qty: Decimal, lot_size: Decimal, where: str) -> int:
@@ -43,19 +42,20 @@ class BarBook:
     lot_size: tuple[Decimal, ...]
     price: tuple[Decimal | None, ...]
     intent_ids: pl.Series
-    i_strat: Int64Array
-    i_sym: Int64Array
-    i_lots: Int64Array
-    i_slot: Int64Array
-    slot_strat: Int64Array
-    slot_sym: Int64Array
-    slot_start: Int64Array
-    pos_strat: Int64Array
-    pos_sym: Int64Array
-    pos_lots: Int64Array
+    i_strat: IntArray
+    i_sym: IntArray
+    i_lots: IntArray
+    i_slot: IntArray
+    slot_strat: IntArray
+    slot_sym: IntArray
+    slot_start: IntArray
+    pos_strat: IntArray
+    pos_sym: IntArray
+    pos_lots: IntArray
 
     @property
     def n_intents(self) -> int:
+        """Number of intents in the bar."""
         return len(self.intent_ids)
 
     def qty(self, symbol_code: int, lots: int) -> Decimal:

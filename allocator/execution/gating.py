@@ -5,7 +5,8 @@ reduces |running position| (an exit, down to flat) always passes; the part that 
 a position passes while the strategy's gross notional Σ |position| × reference price stays
 within ``capital × max_leverage``, and the excess is cut to whole lots. A benched or halted
 strategy takes no entries; a strategy holding a position in a symbol without a reference price
-takes no entries (``no_price``), and no intent opens a position in an unpriced symbol.
+takes no entries (``no_price``), and no intent opens a position in an unpriced symbol. Each cut
+carries its reason as the ``int8`` code of :mod:`allocator.execution.reasons`.
 
 The comparison is exact: notionals are integers in units of ``10**-k`` where ``k`` makes every
 lot × price a whole number, and the kernel is one compiled pass over int64 arrays (numba), or the
@@ -21,32 +22,40 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any, cast
 
 import numpy as np
-import numpy.typing as npt
 
-from allocator.execution.book import BarBook, Int64Array
-from allocator.execution.records import Reason, StrategyBudget, StrategyState
+from allocator.arrays import CodeArray, IntArray
+from allocator.execution.book import BarBook
+from allocator.execution.reasons import PASSED, Reason
+from allocator.execution.records import StrategyBudget
+from allocator.states import StrategyState
 
-__all__ = ["REASON_BY_CODE", "GateResult", "gate"]
+__all__ = ["GateResult", "gate"]
 
-# Reason codes used by the kernel; 0 means "passed whole".
-REASON_BY_CODE: tuple[Reason | None, ...] = (
-    None,
-    Reason.BENCHED,
-    Reason.HALTED,
-    Reason.BUDGET,
-    Reason.NO_PRICE,
-)
-_BLOCK_OF_STATE = {StrategyState.BENCHED: 1, StrategyState.HALTED: 2}
+# The kernel's reason codes (module globals: numba freezes them into the compiled kernel).
+_BUDGET = Reason.BUDGET.code
+_NO_PRICE = Reason.NO_PRICE.code
+_BLOCK_OF_STATE = {
+    StrategyState.BENCHED: Reason.BENCHED.code,
+    StrategyState.HALTED: Reason.HALTED.code,
+}
 _INT64_SAFE = 2**62
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class GateResult:
-    """Per intent (book order): ``accepted`` lots (signed like the request, |a| <= |q|) and a
-    reason code into :data:`REASON_BY_CODE` (0 when the intent passed whole)."""
+    """What gating decided, per intent of the book (in the book's gating order).
 
-    accepted: Int64Array
-    reason: npt.NDArray[np.int8]
+    Attributes
+    ----------
+    accepted : numpy.ndarray of int64
+        Lots that passed, signed like the request, |accepted| <= |requested|.
+    reason : numpy.ndarray of int8
+        The reason code of each cut (:meth:`Reason.from_code
+        <allocator.execution.reasons.Reason.from_code>`); ``0`` when the intent passed whole.
+    """
+
+    accepted: IntArray
+    reason: CodeArray
 
 
 def _gate_kernel(
@@ -61,7 +70,7 @@ def _gate_kernel(
     gross: Any,
     unpriced: Any,
 ) -> tuple[Any, Any]:
-    """The sequential rule, one intent at a time. Mutates ``slot_pos``, ``gross``, ``unpriced``."""
+    """Apply the rule one intent at a time; mutates ``slot_pos``, ``gross``, ``unpriced``."""
     n = len(i_lots)
     accepted = np.zeros(n, dtype=np.int64)
     reason = np.zeros(n, dtype=np.int8)
@@ -89,13 +98,13 @@ def _gate_kernel(
             if block[s] != 0:
                 reason[t] = block[s]
             elif unpriced[s] > 0 or not priced:
-                reason[t] = 4
+                reason[t] = _NO_PRICE
             else:
                 size = abs(entry)
                 room = budget[s] - gross[s]
                 if room < size * unit:
                     size = room // unit if room > 0 else 0
-                    reason[t] = 3
+                    reason[t] = _BUDGET
                 gross[s] += size * unit
                 granted = size if entry > 0 else -size
                 p += granted
@@ -118,7 +127,7 @@ def _gate_compiled() -> Callable[..., tuple[Any, Any]]:
 
 
 def _scale(values: list[Decimal]) -> int:
-    """The smallest ``k`` >= 0 that makes every value × 10**k a whole number."""
+    """Return the smallest ``k`` >= 0 that makes every value × 10**k a whole number."""
     k = 0
     for value in values:
         exponent = value.normalize().as_tuple().exponent
@@ -155,7 +164,7 @@ def gate(
         if plan is None:
             limits.append(Decimal(0))
             continue
-        block[code] = _BLOCK_OF_STATE.get(plan.state, 0)
+        block[code] = _BLOCK_OF_STATE.get(plan.state, PASSED)
         limits.append(plan.limit)
 
     # Choose int64 or exact Python integers from a bound on every gross the kernel can reach.

@@ -2,13 +2,14 @@
 
 A file (CSV with a header, or JSON lines) is read into rows; each row is checked on its own
 and a bad row is refused with a reason and a detail naming the file and the row, while the
-valid rows of the same file are kept. Intent reasons: ``invalid`` (a missing or non-numeric
-field, a zero quantity, an unparsable bar), ``unknown_strategy``, ``unknown_asset_class``,
-``unknown_symbol``, ``stale_bar`` (the bar ended more than ``bar_tolerance`` bars ago),
-``duplicate`` (the same id twice with different content). Returns reasons: ``invalid``,
-``duplicate`` (the same (date, strategy) twice in one file). The ledger adds ``conflict`` (an
-id already stored with different content) and ``restated`` (a return already stored with a
-different value, not marked as a correction).
+valid rows of the same file are kept. Every refusal carries a
+:class:`~allocator.execution.reasons.Reason`. Intent reasons: ``invalid`` (a missing or
+non-numeric field, a zero quantity, an unparsable bar), ``unknown_strategy``,
+``unknown_asset_class``, ``unknown_symbol``, ``stale_bar`` (the bar ended more than
+``bar_tolerance`` bars ago), ``duplicate`` (the same id twice with different content). Returns
+reasons: ``invalid``, ``duplicate`` (the same (date, strategy) twice in one file). The ledger
+adds ``conflict`` (an id already stored with different content) and ``restated`` (a return
+already stored with a different value, not marked as a correction).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from allocator.errors import InputError
 from allocator.execution.instruments import InstrumentTable
 from allocator.execution.orders import AssetClass
+from allocator.execution.reasons import Reason
 from allocator.execution.records import Intent, parse_bar
 
 __all__ = [
@@ -44,16 +46,35 @@ RETURN_COLUMNS = ("date", "strategy", "return")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RowRefusal:
-    """One refused row: ``row`` is 1-based among the data rows; ``key`` the intent id or
-    ``date/strategy``."""
+    """One refused row of a submitted file.
+
+    Attributes
+    ----------
+    source : str
+        The file (or other source) the row came from.
+    row : int
+        1-based among the data rows (the header is not counted).
+    key : str
+        The intent id, or ``date/strategy`` for a return; empty when the row has none.
+    reason : Reason
+        Why it was refused (a reason's name given as text is converted).
+    detail : str
+        What is wrong, for a person.
+    """
 
     source: str
     row: int
     key: str
-    reason: str
+    reason: Reason
     detail: str
 
+    def __post_init__(self) -> None:
+        """Convert a reason given by its name (``"conflict"``) to the :class:`Reason`."""
+        if not isinstance(self.reason, Reason):
+            object.__setattr__(self, "reason", Reason(self.reason))
+
     def __str__(self) -> str:
+        """Return ``source: row N: key: reason: detail``."""
         return f"{self.source}: row {self.row}: {self.key or '?'}: {self.reason}: {self.detail}"
 
 
@@ -128,49 +149,51 @@ def check_intents(
     for number, row in rows:
         key = (row.get("intent_id") or "").strip()
 
-        def refuse(reason: str, detail: str, number: int = number, key: str = key) -> None:
+        def refuse(reason: Reason, detail: str, number: int = number, key: str = key) -> None:
             refused.append(
                 RowRefusal(source=source, row=number, key=key, reason=reason, detail=detail)
             )
 
         empty = [c for c in INTENT_COLUMNS if not (row.get(c) or "").strip()]
         if empty:
-            refuse("invalid", f"missing {', '.join(empty)}")
+            refuse(Reason.INVALID, f"missing {', '.join(empty)}")
             continue
         strategy, symbol = row["strategy"].strip(), row["symbol"].strip()
         try:
             qty = Decimal(row["qty"].strip())
         except InvalidOperation:
-            refuse("invalid", f"qty {row['qty']!r} is not a number")
+            refuse(Reason.INVALID, f"qty {row['qty']!r} is not a number")
             continue
         if not qty.is_finite() or qty == 0:
-            refuse("invalid", f"qty {row['qty']!r} must be a non-zero number")
+            refuse(Reason.INVALID, f"qty {row['qty']!r} must be a non-zero number")
             continue
         try:
             asset_class = AssetClass(row["asset_class"].strip())
         except ValueError:
-            refuse("unknown_asset_class", f"asset_class {row['asset_class']!r} is not known")
+            refuse(Reason.UNKNOWN_ASSET_CLASS, f"asset_class {row['asset_class']!r} is not known")
             continue
         try:
             bar = parse_bar(row["bar"])
         except ValueError as exc:
-            refuse("invalid", f"bar: {exc}")
+            refuse(Reason.INVALID, f"bar: {exc}")
             continue
         if strategies is not None and strategy not in strategies:
-            refuse("unknown_strategy", f"strategy {strategy!r} is not registered")
+            refuse(Reason.UNKNOWN_STRATEGY, f"strategy {strategy!r} is not registered")
             continue
         inst = instruments.get(symbol) if instruments is not None else None
         if instruments is not None and inst is None:
-            refuse("unknown_symbol", f"symbol {symbol!r} is not in the symbol table")
+            refuse(Reason.UNKNOWN_SYMBOL, f"symbol {symbol!r} is not in the symbol table")
             continue
         if inst is not None and inst.asset_class != asset_class:
-            refuse("invalid", f"{symbol} is {inst.asset_class}, not {asset_class}")
+            refuse(Reason.INVALID, f"{symbol} is {inst.asset_class}, not {asset_class}")
             continue
         if inst is not None and not inst.is_lot_multiple(qty):
-            refuse("invalid", f"qty {qty} is not a multiple of the lot size {inst.lot_size}")
+            refuse(Reason.INVALID, f"qty {qty} is not a multiple of the lot size {inst.lot_size}")
             continue
         if oldest_end is not None and bar.end() < oldest_end:
-            refuse("stale_bar", f"bar {bar} is older than the tolerance of {bar_tolerance} bar(s)")
+            refuse(
+                Reason.STALE_BAR, f"bar {bar} is older than the tolerance of {bar_tolerance} bar(s)"
+            )
             continue
         intent = Intent(
             intent_id=key,
@@ -182,7 +205,9 @@ def check_intents(
         )
         earlier = kept.get(key)
         if earlier is not None and earlier != intent:
-            refuse("duplicate", f"intent id {key} appears earlier in the file with other content")
+            refuse(
+                Reason.DUPLICATE, f"intent id {key} appears earlier in the file with other content"
+            )
             continue
         kept[key] = intent
     return list(kept.values()), refused
@@ -218,7 +243,9 @@ def check_returns(
                     problem = f"return {value_text!r} is not finite"
         if problem:
             refused.append(
-                RowRefusal(source=source, row=number, key=key, reason="invalid", detail=problem)
+                RowRefusal(
+                    source=source, row=number, key=key, reason=Reason.INVALID, detail=problem
+                )
             )
             continue
         item = ReturnRow(date=day, strategy=strategy, value=value)
@@ -228,7 +255,7 @@ def check_returns(
                     source=source,
                     row=number,
                     key=key,
-                    reason="duplicate",
+                    reason=Reason.DUPLICATE,
                     detail="the same date and strategy appear earlier in the file",
                 )
             )

@@ -1,9 +1,14 @@
-"""The symbol table: asset class, venue, lot size, tick, minimum notional, multiplier (SPEC §7-§8).
+"""The symbol table: asset class, lot size, tick, minimum notional, multiplier (SPEC §7-§8).
 
 A quantity must be a whole multiple of ``lot_size``; a price a multiple of ``tick_size``; an
 order's notional (qty × price × multiplier) at least ``min_notional``. ``multiplier`` turns a
 future's contract into notional (ES: 50 × index points). The bundled default table covers the
 symbols of the seed and the examples; a deployment loads its own CSV.
+
+The table only records facts about symbols, including a symbol's explicit ``venue`` when its
+CSV names one. Which venue an instrument is sent to (the asset-class default of SPEC §8, the
+threshold and the proxy map) is routing's decision:
+:func:`allocator.execution.routing.venue_of`. Why: one place decides where an order goes.
 """
 
 from __future__ import annotations
@@ -22,29 +27,32 @@ __all__ = [
     "DEFAULT_INSTRUMENTS",
     "Instrument",
     "InstrumentTable",
-    "default_venue",
     "load_instruments",
 ]
-
-_VENUE_OF_CLASS = {
-    AssetClass.EQUITY: Venue.ALPACA,
-    AssetClass.ETF: Venue.ALPACA,
-    AssetClass.OPTION: Venue.ALPACA,
-    AssetClass.FUTURE: Venue.IBKR,
-    AssetClass.FOREX: Venue.IBKR,
-    AssetClass.CRYPTO: Venue.CCXT,
-}
-
-
-def default_venue(asset_class: AssetClass) -> Venue:
-    """The venue of SPEC §8 for an asset class."""
-    return _VENUE_OF_CLASS[asset_class]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Instrument:
-    """One tradable symbol. ``lot_size`` and ``tick_size`` are > 0 (base units, quote
-    currency); ``min_notional`` >= 0 (quote currency); ``multiplier`` > 0."""
+    """One tradable symbol; validated on construction.
+
+    Attributes
+    ----------
+    symbol : str
+        Non-empty: ``SPY``, ``EUR/USD``, ``BTC/USDT``, ``ES``.
+    asset_class : AssetClass
+        The routing key of SPEC §8.
+    lot_size : Decimal
+        Base units per lot, > 0; every quantity is a whole number of lots.
+    tick_size : Decimal
+        Quote currency per base unit, > 0: the price increment.
+    min_notional : Decimal
+        Quote currency, >= 0: the smallest order notional the venue accepts.
+    multiplier : Decimal
+        Notional per unit of price and base unit, > 0 (ES: 50).
+    venue : Venue or None
+        The venue the symbol table names for it; ``None``: the asset class's venue
+        (:func:`~allocator.execution.routing.venue_of`).
+    """
 
     symbol: str
     asset_class: AssetClass
@@ -55,6 +63,7 @@ class Instrument:
     venue: Venue | None = None
 
     def __post_init__(self) -> None:
+        """Check the sizes, the tick, the multiplier and the minimum notional."""
         if not self.symbol:
             raise ValueError("instrument symbol must not be empty")
         for name in ("lot_size", "tick_size", "multiplier"):
@@ -65,14 +74,9 @@ class Instrument:
             raise ValueError(
                 f"instrument {self.symbol}: min_notional must be >= 0, got {self.min_notional}"
             )
-        if self.venue is None:
-            object.__setattr__(self, "venue", default_venue(self.asset_class))
-
-    @property
-    def routed_venue(self) -> Venue:
-        return self.venue if self.venue is not None else default_venue(self.asset_class)
 
     def is_lot_multiple(self, qty: Decimal) -> bool:
+        """Whether ``qty`` (base units) is a whole number of lots."""
         return (qty % self.lot_size) == 0
 
 
@@ -90,12 +94,15 @@ class InstrumentTable(Mapping[str, Instrument]):
         self._by_symbol = by_symbol
 
     def __getitem__(self, symbol: str) -> Instrument:
+        """Return the instrument of ``symbol``; ``KeyError`` when it is not listed."""
         return self._by_symbol[symbol]
 
     def __iter__(self) -> Iterator[str]:
+        """Iterate over the symbols in table order."""
         return iter(self._by_symbol)
 
     def __len__(self) -> int:
+        """Return the number of symbols."""
         return len(self._by_symbol)
 
 

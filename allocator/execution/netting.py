@@ -1,5 +1,7 @@
-"""Netting (SPEC §7): per strategy and symbol the accepted lots sum to a *take*; per symbol the
-takes sum to the net order, one order when the net is not zero.
+"""Netting (SPEC §7): a bar's accepted lots summed into one net order per symbol.
+
+Per strategy and symbol the accepted lots sum to a *take*; per symbol the takes sum to the net
+order, one order when the net is not zero.
 
 ``buy`` (B) is Σ positive takes, ``sell`` (S) Σ |negative takes|; ``net = B − S`` (lots,
 signed, + buy); ``crossed = min(B, S)`` is matched internally.
@@ -11,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from allocator.execution.book import BarBook, Int64Array
+from allocator.arrays import IntArray
+from allocator.execution.book import BarBook
 
 __all__ = ["Netting", "net_takes"]
 
@@ -20,20 +23,22 @@ __all__ = ["Netting", "net_takes"]
 class Netting:
     """``take`` per slot (lots, signed); ``buy``, ``sell``, ``net`` per symbol (lots)."""
 
-    take: Int64Array
-    buy: Int64Array
-    sell: Int64Array
+    take: IntArray
+    buy: IntArray
+    sell: IntArray
 
     @property
-    def net(self) -> Int64Array:
+    def net(self) -> IntArray:
+        """Net order per symbol: ``buy - sell`` (lots, signed, + buy)."""
         return self.buy - self.sell
 
     @property
-    def crossed(self) -> Int64Array:
+    def crossed(self) -> IntArray:
+        """Lots matched internally per symbol: ``min(buy, sell)`` (>= 0)."""
         return np.minimum(self.buy, self.sell)
 
 
-def net_takes(book: BarBook, accepted: Int64Array) -> Netting:
+def net_takes(book: BarBook, accepted: IntArray) -> Netting:
     """Sum accepted lots into takes per slot, then into B and S per symbol."""
     take = np.zeros(len(book.slot_sym), dtype=np.int64)
     np.add.at(take, book.i_slot, accepted)

@@ -1,11 +1,20 @@
-"""Orders at a broker: the records, the broker interface and the one safe submission path.
+"""Orders and their states, from a bar's net order to the venue's answer (SPEC §7-§9).
 
-Everything that talks to a venue (the paper broker, Alpaca, Interactive Brokers, ccxt)
-implements :class:`Broker`; everything that sends an order goes through
-:func:`submit_idempotently`, which is the only place that decides between "send" and "look it
-up" (SPEC §9). Quantities and prices are :class:`~decimal.Decimal`; quantities on orders are
-positive with the direction in ``side``; fills carry the venue's own fill id for
-deduplication.
+The vocabulary (:class:`AssetClass`, :class:`Venue`, :class:`Side`, :class:`OrderState`), the
+records in the order a bar uses them (:class:`NetOrder`, the one order per symbol a bar decides;
+:class:`OrderRequest`, what is sent; :class:`BrokerOrder` and :class:`BrokerFill`, what the venue
+reports; :class:`BrokerExecution`, what attribution needs of it), the deterministic
+:func:`client_order_id`, the :class:`Broker` interface every venue implements and
+:func:`submit_idempotently`, the only place that decides between "send" and "look it up"
+(SPEC §9). The broker errors it classifies are in :mod:`allocator.errors`.
+
+Quantities and prices are :class:`~decimal.Decimal`; quantities on orders are positive with the
+direction in ``side``; fills carry the venue's own fill id for deduplication.
+
+Why the interface and the submission path share this module with the records rather than a
+module of their own: they are one concept, an order's life from the decision to the venue's
+answer, each piece small, and :func:`submit_idempotently` is written against these records and
+nothing else; one module keeps the SPEC §9 rules on one page.
 """
 
 from __future__ import annotations
@@ -19,17 +28,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from allocator.errors import AllocatorError
+from allocator.errors import AmbiguousBrokerError, DuplicateOrderError, OrderRejectedError
 
 __all__ = [
-    "AmbiguousBrokerError",
     "AssetClass",
     "Broker",
-    "BrokerError",
+    "BrokerExecution",
     "BrokerFill",
     "BrokerOrder",
-    "DuplicateOrderError",
-    "OrderRejectedError",
+    "NetOrder",
     "OrderRequest",
     "OrderState",
     "Side",
@@ -69,10 +76,12 @@ class Side(enum.StrEnum):
 
     @property
     def sign(self) -> int:
+        """+1 for a buy, -1 for a sell."""
         return 1 if self is Side.BUY else -1
 
     @classmethod
     def of(cls, signed_qty: Decimal | int) -> Side:
+        """Return the side of a signed quantity (+ buys); ``ValueError`` for zero."""
         if signed_qty == 0:
             raise ValueError("a zero quantity has no side")
         return cls.BUY if signed_qty > 0 else cls.SELL
@@ -83,7 +92,7 @@ class OrderState(enum.StrEnum):
 
     ``pending_submit`` is written before the order is sent; ``unknown`` means the venue may or
     may not hold it (timeout, 5xx, disconnect) and it must be resolved by a lookup, never by a
-    blind resubmit. ``filled``, ``cancelled``, ``rejected`` and ``not_sent`` are final.
+    blind resubmit. ``filled``, ``cancelled`` and ``rejected`` are final.
     """
 
     PENDING_SUBMIT = "pending_submit"
@@ -93,16 +102,14 @@ class OrderState(enum.StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     UNKNOWN = "unknown"
-    NOT_SENT = "not_sent"
 
     @property
     def is_final(self) -> bool:
+        """Whether the venue will not change this order any more."""
         return self in _FINAL_STATES
 
 
-_FINAL_STATES = frozenset(
-    {OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.NOT_SENT}
-)
+_FINAL_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED})
 
 
 def client_order_id(account: str, bar: str, symbol: str, side: Side | str, attempt: int = 0) -> str:
@@ -120,9 +127,75 @@ def client_order_id(account: str, bar: str, symbol: str, side: Side | str, attem
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class NetOrder:
+    """The one order per symbol of a bar (SPEC §7): the net of the strategies' takes.
+
+    Attributes
+    ----------
+    symbol : str
+        The symbol traded (a proxy's when the intents were mapped through the proxy map).
+    asset_class : AssetClass
+        The symbol's asset class.
+    venue : Venue
+        Where it is sent (SPEC §8).
+    side : Side
+        Direction of the net: ``buy`` when the buy takes exceed the sell takes.
+    qty : Decimal
+        Unsigned base units, > 0: N = |B − S|, a whole number of lots.
+    reference_price : Decimal
+        The bar's reference price, quote currency per base unit, > 0.
+    client_order_id : str
+        Deterministic id (:func:`client_order_id` of account, bar, symbol, side).
+    buy_qty : Decimal
+        B: unsigned base units, >= 0, the sum of the positive takes that netted into it.
+    sell_qty : Decimal
+        S: unsigned base units, >= 0, the sum of |negative takes|.
+    """
+
+    symbol: str
+    asset_class: AssetClass
+    venue: Venue
+    side: Side
+    qty: Decimal
+    reference_price: Decimal
+    client_order_id: str
+    buy_qty: Decimal
+    sell_qty: Decimal
+
+    def request(self) -> OrderRequest:
+        """Build the market order to send for this net order."""
+        return OrderRequest(
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            asset_class=self.asset_class,
+            side=self.side,
+            qty=self.qty,
+            venue=self.venue,
+            reference_price=self.reference_price,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class OrderRequest:
-    """A market order to send. ``qty`` is positive, in the instrument's base units (shares,
-    contracts, coins); ``reference_price`` is the bar's price used for paper fills and checks."""
+    """A market order to send; validated on construction.
+
+    Attributes
+    ----------
+    client_order_id : str
+        At most 32 characters of ``[A-Za-z0-9]`` (SPEC §9).
+    symbol : str
+        The venue-independent symbol (``SPY``, ``BTC/USDT``, ``ES:202506:CME``).
+    asset_class : AssetClass
+        The symbol's asset class.
+    side : Side
+        Direction.
+    qty : Decimal
+        Unsigned base units (shares, contracts, coins), > 0.
+    venue : Venue
+        The venue it is meant for.
+    reference_price : Decimal or None
+        The bar's price, quote currency per base unit, used for paper fills and checks.
+    """
 
     client_order_id: str
     symbol: str
@@ -133,6 +206,7 @@ class OrderRequest:
     reference_price: Decimal | None = None
 
     def __post_init__(self) -> None:
+        """Check the quantity and the client order id."""
         if self.qty <= 0:
             raise ValueError(f"order {self.client_order_id}: qty must be > 0, got {self.qty}")
         if len(self.client_order_id) > CLIENT_ORDER_ID_LENGTH or not self.client_order_id.isalnum():
@@ -143,8 +217,27 @@ class OrderRequest:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BrokerFill:
-    """One execution reported by a venue. ``fill_id`` is the venue's id (dedup key); ``qty`` is
-    positive, direction in ``side``; ``fee`` is in the quote currency, >= 0 when paid."""
+    """One execution reported by a venue.
+
+    Attributes
+    ----------
+    fill_id : str
+        The venue's own id of the execution (the ledger's deduplication key).
+    client_order_id : str
+        The order it belongs to.
+    symbol : str
+        The symbol filled.
+    side : Side
+        Direction.
+    qty : Decimal
+        Unsigned base units, > 0.
+    price : Decimal
+        Quote currency per base unit.
+    fee : Decimal
+        Quote currency, >= 0 when paid.
+    ts : datetime or None
+        The venue's timestamp (timezone-aware UTC) when it gives one.
+    """
 
     fill_id: str
     client_order_id: str
@@ -158,8 +251,31 @@ class BrokerFill:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BrokerOrder:
-    """The venue's view of one order. ``filled_qty`` is cumulative, ``avg_price`` its volume
-    weighted price (``None`` before any fill), ``fee`` the cumulative fee."""
+    """The venue's view of one order.
+
+    Attributes
+    ----------
+    client_order_id : str
+        Our id of the order.
+    venue_order_id : str
+        The venue's id of the order.
+    symbol : str
+        The symbol ordered.
+    side : Side
+        Direction.
+    qty : Decimal
+        Unsigned base units ordered, > 0.
+    filled_qty : Decimal
+        Unsigned base units filled so far (cumulative), 0 <= filled_qty <= qty.
+    avg_price : Decimal or None
+        Volume-weighted price of the fills, quote currency per base unit; ``None`` before any.
+    fee : Decimal
+        Cumulative fee, quote currency, >= 0.
+    state : OrderState
+        Where the order is in its lifecycle.
+    fills : tuple of BrokerFill
+        The executions the venue reported with it (may be empty even when filled).
+    """
 
     client_order_id: str
     venue_order_id: str
@@ -173,25 +289,28 @@ class BrokerOrder:
     fills: tuple[BrokerFill, ...] = ()
 
 
-class BrokerError(AllocatorError):
-    """A broker call failed. Subclasses say whether the outcome is known."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BrokerExecution:
+    """What the broker did with a net order, as attribution needs it (SPEC §7).
 
+    Attributes
+    ----------
+    filled_qty : Decimal
+        F: unsigned base units filled, 0 <= F <= N (the net order's qty).
+    avg_price : Decimal or None
+        P: volume-weighted price, quote currency per base unit; ``None`` when nothing filled.
+    fee : Decimal
+        The total fee, quote currency, >= 0.
+    """
 
-class OrderRejectedError(BrokerError):
-    """Definitive: the venue refused the order (it does not exist there)."""
-
-
-class DuplicateOrderError(BrokerError):
-    """Definitive that an order with this client order id exists at the venue: look it up."""
-
-
-class AmbiguousBrokerError(BrokerError):
-    """Unknown outcome (timeout, 5xx, disconnect, rate limit): the order may have been accepted."""
+    filled_qty: Decimal
+    avg_price: Decimal | None
+    fee: Decimal
 
 
 @runtime_checkable
 class Broker(Protocol):
-    """What every venue adapter and the paper broker implement."""
+    """What every venue adapter and the paper broker implement (SPEC §9)."""
 
     @property
     def name(self) -> str:
@@ -199,28 +318,51 @@ class Broker(Protocol):
         ...
 
     def submit(self, request: OrderRequest) -> BrokerOrder:
-        """Place a market order; raise :class:`OrderRejectedError`, :class:`DuplicateOrderError`
-        or :class:`AmbiguousBrokerError` rather than returning a guess."""
+        """Place a market order.
+
+        Raises :class:`~allocator.errors.OrderRejectedError`,
+        :class:`~allocator.errors.DuplicateOrderError` or
+        :class:`~allocator.errors.AmbiguousBrokerError` rather than returning a guess.
+        """
         ...
 
     def lookup(self, symbol: str, client_order_id: str) -> BrokerOrder | None:
-        """The venue's order with this client order id, or ``None`` when the venue says it
-        does not know it. Transport failures raise :class:`AmbiguousBrokerError`."""
+        """Return the venue's order with this client order id, or ``None`` if it is unknown.
+
+        ``None`` only when the venue says it does not know the id; transport failures raise
+        :class:`~allocator.errors.AmbiguousBrokerError`.
+        """
         ...
 
-    def open_orders(self) -> Sequence[BrokerOrder]: ...
+    def open_orders(self) -> Sequence[BrokerOrder]:
+        """Every order the venue holds open on this account."""
+        ...
 
     def positions(self) -> Mapping[str, Decimal]:
-        """Signed position per symbol (+ long)."""
+        """Signed position per symbol, base units (+ long)."""
         ...
 
-    def cancel(self, symbol: str, client_order_id: str) -> None: ...
+    def cancel(self, symbol: str, client_order_id: str) -> None:
+        """Cancel what is left of the order (at the bar's fill deadline only)."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SubmitOutcome:
-    """What :func:`submit_idempotently` concluded. ``order`` is ``None`` only when ``state``
-    is ``unknown`` (unresolved after every lookup) or ``rejected``."""
+    """What :func:`submit_idempotently` concluded.
+
+    Attributes
+    ----------
+    state : OrderState
+        The order's state as the venue reported it, or ``unknown``/``rejected``.
+    order : BrokerOrder or None
+        The venue's order; ``None`` only when ``state`` is ``unknown`` (unresolved after every
+        lookup) or ``rejected``.
+    placed_by_this_call : bool
+        Whether this call's submit placed it (false when a lookup found it already there).
+    detail : str
+        What happened, for the journal (the venue's error, the lookups).
+    """
 
     state: OrderState
     order: BrokerOrder | None

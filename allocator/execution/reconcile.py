@@ -1,8 +1,17 @@
-"""Startup reconciliation of one venue against the ledger (SPEC §9): a pure comparison.
+"""Reconciliation of each venue against the ledger (SPEC §9): compare, record, and the verdict.
 
-The venue's positions and open orders are compared with what the ledger expects. Every
-difference is reported as a :class:`Difference`; a report with any difference means new
-entries on that venue are halted until a person resolves it. Nothing is overwritten here.
+:func:`reconcile` is the pure comparison: the venue's positions and open orders against what
+the ledger expects (:class:`~.ledger.LedgerExpectation`). Every difference is reported as a
+:class:`Difference`; a report with any difference means new entries on that venue are halted
+until a person resolves it. Nothing is overwritten here. :func:`record_report` stores a report
+through the :class:`~.ledger.Ledger` protocol (differences halt the venue, a clean report clears
+its halts); :func:`reconcile_at_start` does both for every venue before a bar trades; and
+:func:`halt_check` is the pure verdict an asset check (or any monitor) draws from the halts in
+force.
+
+Why the orchestration lives here with the comparison rather than with the store: when a venue
+is compared, when it is skipped and what halts it are SPEC §9 rules, the same for the bar job
+and the operator's ``allocator broker reconcile``; the ledger only answers and records.
 """
 
 from __future__ import annotations
@@ -11,13 +20,28 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from allocator.execution.orders import BrokerOrder
+from allocator.execution.ledger import ExpectedOrder, Ledger, ReconciliationRecord
+from allocator.execution.orders import Broker, BrokerOrder, Venue
 
-__all__ = ["Difference", "DifferenceKind", "ExpectedOrder", "ReconciliationReport", "reconcile"]
+__all__ = [
+    "Difference",
+    "DifferenceKind",
+    "ExpectedOrder",
+    "HaltCheck",
+    "ReconciliationReport",
+    "RecordedReconciliation",
+    "halt_check",
+    "reconcile",
+    "reconcile_at_start",
+    "record_report",
+]
 
 
 class DifferenceKind(enum.StrEnum):
+    """What :func:`reconcile` found to differ between a venue and the ledger."""
+
     POSITION_MISMATCH = "position_mismatch"  # both sides hold the symbol, quantities differ
     UNEXPECTED_POSITION = "unexpected_position"  # at the venue, not in the ledger
     MISSING_POSITION = "missing_position"  # in the ledger, not at the venue
@@ -27,24 +51,29 @@ class DifferenceKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ExpectedOrder:
-    """An order the ledger holds as open (submitted or partially filled) on this venue."""
-
-    client_order_id: str
-    symbol: str
-    side: str
-    qty: Decimal
-    filled_qty: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Difference:
+    """One difference between a venue and the ledger.
+
+    Attributes
+    ----------
+    kind : DifferenceKind
+        What differs.
+    key : str
+        The symbol (a position) or the client order id (an open order).
+    venue_value : str
+        The venue's side as text: a position's signed quantity (base units, ``0`` when none),
+        an open order's fields, or ``not open``.
+    ledger_value : str
+        The ledger's side, written the same way.
+    """
+
     kind: DifferenceKind
     key: str  # the symbol or the client order id
     venue_value: str
     ledger_value: str
 
     def __str__(self) -> str:
+        """Return ``kind: key: venue <value>, ledger <value>``."""
         return f"{self.kind}: {self.key}: venue {self.venue_value}, ledger {self.ledger_value}"
 
 
@@ -59,13 +88,16 @@ class ReconciliationReport:
 
     @property
     def ok(self) -> bool:
+        """True when the venue and the ledger agree (no difference)."""
         return not self.differences
 
     @property
     def halts_entries(self) -> bool:
+        """True when the report halts new entries on the venue (it has differences)."""
         return not self.ok
 
     def summary(self) -> str:
+        """Return the report as text: one line if reconciled, else a line per difference."""
         if self.ok:
             return (
                 f"{self.venue}: reconciled, {len(self.venue_positions)} positions and "
@@ -152,4 +184,108 @@ def reconcile(
         differences=tuple(diffs),
         venue_positions=dict(held),
         venue_open_orders=tuple(sorted(open_at_venue)),
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordedReconciliation:
+    """What :func:`record_report` stored: the new row and the halts it cleared (their ids)."""
+
+    record: ReconciliationRecord
+    cleared: tuple[int, ...]
+
+
+def record_report(
+    ledger: Ledger, venue: Venue | str, report: ReconciliationReport, *, source: str = ""
+) -> RecordedReconciliation:
+    """Store ``report`` for ``venue`` (the routing venue, whatever the adapter calls itself).
+
+    A report with differences halts new entries there; a clean one clears the venue's halts.
+    """
+    venue = Venue(venue)
+    before = ledger.venue_halts().get(venue.value)
+    differences = [
+        {"kind": str(d.kind), "key": d.key, "venue": d.venue_value, "ledger": d.ledger_value}
+        for d in report.differences
+    ]
+    record = ledger.record_reconciliation(venue, differences, source=source)
+    cleared: tuple[int, ...] = ()
+    if report.ok and before is not None:
+        cleared = tuple(r.id for r in ledger.reconciliations(venue) if r.cleared_by == record.id)
+    return RecordedReconciliation(record=record, cleared=cleared)
+
+
+def reconcile_at_start(
+    ledger: Ledger, brokers: Mapping[Venue, Broker], *, source: str
+) -> dict[str, RecordedReconciliation | str]:
+    """Reconcile every venue in ``brokers`` against ``ledger`` and record each outcome.
+
+    Run before a bar trades (SPEC §9): a difference halts new entries on the venue, a clean
+    report clears its halt.
+
+    A venue with orders still in flight in the journal (``pending_submit`` or ``unknown``: a
+    crash between sending and recording) is not compared yet: its position legitimately differs
+    until the bar resolves those orders by lookup, and a halt then would block the very
+    recovery that settles it. Such venues map to the reason they were skipped.
+    """
+    outcome: dict[str, RecordedReconciliation | str] = {}
+    for venue, broker in brokers.items():
+        expected = ledger.expectation(venue, source=source)
+        if expected.uncertain:
+            outcome[venue.value] = f"skipped: {len(expected.uncertain)} order(s) in flight"
+            continue
+        report = reconcile(
+            venue.value,
+            venue_positions=broker.positions(),
+            venue_open_orders=broker.open_orders(),
+            ledger_positions=expected.positions,
+            ledger_open_orders=expected.open_orders,
+            ledger_uncertain=expected.uncertain,
+        )
+        outcome[venue.value] = record_report(ledger, venue, report, source=source)
+    return outcome
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HaltCheck:
+    """The verdict on the venue halts in force: ``passed`` when there are none."""
+
+    passed: bool
+    description: str
+    metadata: Mapping[str, Any]
+
+
+def halt_check(halts: Mapping[str, ReconciliationRecord]) -> HaltCheck:
+    """Turn ``Ledger.venue_halts()`` into the pass/fail verdict of an asset check (pure).
+
+    The description and metadata name the halted venues, since when, how many differences
+    each has and the first few.
+    """
+    if not halts:
+        return HaltCheck(
+            passed=True,
+            description="no venue is halted: every venue reconciled or never differed",
+            metadata={"halted_venues": []},
+        )
+    lines = []
+    for venue, record in sorted(halts.items()):
+        shown = "; ".join(
+            f"{d.get('kind')}: {d.get('key')} (venue {d.get('venue')}, ledger {d.get('ledger')})"
+            for d in record.differences[:5]
+        )
+        more = len(record.differences) - 5
+        lines.append(
+            f"{venue}: halted since {record.checked_at.isoformat()} (reconciliation "
+            f"{record.id}), {len(record.differences)} differences: {shown}"
+            + (f"; {more} more" if more > 0 else "")
+        )
+    return HaltCheck(
+        passed=False,
+        description="new entries halted on " + ", ".join(sorted(halts)),
+        metadata={
+            "halted_venues": sorted(halts),
+            "differences": {v: len(r.differences) for v, r in halts.items()},
+            "since": {v: r.checked_at.isoformat() for v, r in halts.items()},
+            "detail": "\n".join(lines),
+        },
     )

@@ -1,30 +1,35 @@
-"""Frozen records passed between the stages of one bar (SPEC §7).
+"""Frozen records of one bar on the strategies' side: intents, budgets, outcomes (SPEC §7).
+
+:class:`Bar` and :func:`parse_bar` name a bar; :class:`Intent` is what a strategy asks for,
+:class:`StrategyBudget` what it may hold, :class:`GatedIntent` what became of an intent and
+:class:`VirtualFill` a strategy's share of the bar's fills. The orders themselves (from the
+bar's :class:`~allocator.execution.orders.NetOrder` to the venue's answer) are in
+:mod:`allocator.execution.orders`, the refusal reasons in :mod:`allocator.execution.reasons`
+and the strategy states in :mod:`allocator.states`.
 
 Sign conventions: a signed quantity is + for a buy (or a long position) and − for a sell (or a
 short); it is in the instrument's base units (shares, contracts, coins, currency units) and is a
 whole multiple of the instrument's lot size. Prices are in the quote currency per base unit;
 cash is in the quote currency, + when received. Every quantity, price, fee and cash figure is a
-:class:`~decimal.Decimal`, never a binary float.
+:class:`~decimal.Decimal`, never a binary float. Why: the ledger's sums must be exact (SPEC §7's
+invariants), and :data:`exact` makes any rounding an error instead of a silent difference.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, Inexact
 
-from allocator.execution.orders import AssetClass, OrderRequest, Side, Venue
+from allocator.execution.orders import AssetClass
+from allocator.execution.reasons import Reason
+from allocator.states import StrategyState
 
 __all__ = [
     "Bar",
-    "BrokerExecution",
     "GatedIntent",
     "Intent",
-    "NetOrder",
-    "Reason",
     "StrategyBudget",
-    "StrategyState",
     "VirtualFill",
     "exact",
     "parse_bar",
@@ -33,53 +38,37 @@ __all__ = [
 # Money arithmetic: wide enough for any product of a quantity and a price, and it raises
 # instead of rounding, so a figure that reaches the ledger is exact or the bar fails loudly.
 exact = Context(prec=120, traps=[Inexact])
-
-
-class Reason(enum.StrEnum):
-    """Why an intent was cut or refused (SPEC §7); exactly one per cut intent."""
-
-    BENCHED = "benched"
-    HALTED = "halted"
-    BUDGET = "budget"
-    NO_PRICE = "no_price"
-    UNKNOWN_SYMBOL = "unknown_symbol"
-    ROUTING = "routing"
-    MIN_NOTIONAL = "min_notional"
-    INVALID = "invalid"
-
-
-class StrategyState(enum.StrEnum):
-    """The published state of a strategy that gating needs (SPEC §3, §5)."""
-
-    NORMAL = "normal"
-    HALF = "half"
-    HALTED = "halted"
-    BENCHED = "benched"
+"""Money arithmetic context: 120 digits, :class:`~decimal.Inexact` trapped."""
 
 
 @dataclass(frozen=True, slots=True)
 class Bar:
     """One bar: a session date (daily bars) or a timezone-aware instant (intraday bars).
 
-    ``key`` is the canonical text used in client order ids and the ledger: ``YYYY-MM-DD`` for a
-    date, ``YYYY-MM-DDTHH:MM:SSZ`` (UTC) for an instant, so that equal bars written
-    differently give the same ids.
+    Attributes
+    ----------
+    key : str
+        The canonical text used in client order ids and the ledger: ``YYYY-MM-DD`` for a date,
+        ``YYYY-MM-DDTHH:MM:SSZ`` (UTC) for an instant, so that equal bars written differently
+        give the same ids.
     """
 
     key: str
 
     @property
     def is_date(self) -> bool:
+        """Whether the bar is a session date (a daily bar)."""
         return len(self.key) == 10
 
     def end(self) -> datetime:
-        """The instant the bar is over: the next UTC midnight for a date, else the instant."""
+        """Return the instant the bar is over: the next UTC midnight for a date, else itself."""
         if self.is_date:
             day = date.fromisoformat(self.key)
             return datetime.combine(day, time(0), tzinfo=UTC) + timedelta(days=1)
         return datetime.strptime(self.key, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
     def __str__(self) -> str:
+        """Return the canonical key."""
         return self.key
 
 
@@ -98,9 +87,22 @@ def parse_bar(text: str) -> Bar:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Intent:
-    """What a strategy wants for the next bar: a market order of ``qty`` (signed, base units).
+    """What a strategy wants for the next bar: a market order (SPEC §7).
 
-    ``intent_id`` is unique; a resubmitted id with the same content is the same intent.
+    Attributes
+    ----------
+    intent_id : str
+        Unique; a resubmitted id with the same content is the same intent.
+    strategy : str
+        The strategy that asks.
+    symbol : str
+        The symbol it asks for (routing may map it to a proxy).
+    asset_class : AssetClass
+        The symbol's asset class as the strategy states it (checked against the table).
+    qty : Decimal
+        Signed base units, + buys, − sells; a non-zero multiple of the symbol's lot.
+    bar : Bar
+        The bar the market order is for.
     """
 
     intent_id: str
@@ -113,9 +115,20 @@ class Intent:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StrategyBudget:
-    """A strategy's published budget for the bar: ``capital`` (quote currency, already
-    multiplied by the breaker), the gross-notional cap per unit of capital and its state.
-    Benched and halted strategies take no entries whatever their capital."""
+    """A strategy's published budget for the bar (SPEC §6-§7).
+
+    Benched and halted strategies take no entries whatever their capital.
+
+    Attributes
+    ----------
+    capital : Decimal
+        Quote currency, >= 0, already multiplied by the breaker (a ``half`` strategy's is
+        halved).
+    max_leverage : Decimal
+        Gross notional allowed per unit of capital, >= 0.
+    state : StrategyState
+        The published state (:func:`allocator.states.published_state`).
+    """
 
     capital: Decimal
     max_leverage: Decimal = Decimal(1)
@@ -123,17 +136,35 @@ class StrategyBudget:
 
     @property
     def limit(self) -> Decimal:
-        """Gross notional the strategy may hold after an entry."""
-        if self.state in (StrategyState.BENCHED, StrategyState.HALTED):
+        """Gross notional (quote currency) the strategy may hold after an entry."""
+        if not self.state.takes_entries:
             return Decimal(0)
         return self.capital * self.max_leverage
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GatedIntent:
-    """The outcome of one intent. ``requested_qty`` and ``accepted_qty`` are signed like the
-    request, in the symbol actually traded (``symbol``; ``routed_from`` is the intent's own
-    symbol when it was mapped to a proxy); ``reason`` is set when ``accepted != requested``."""
+    """The outcome of one intent (SPEC §7: nothing disappears silently).
+
+    Attributes
+    ----------
+    intent_id : str
+        The intent's id.
+    strategy : str
+        The strategy that asked.
+    symbol : str
+        The symbol actually traded (a proxy's when mapped).
+    requested_qty : Decimal
+        Signed base units of ``symbol``, + buys: what the intent asked for.
+    accepted_qty : Decimal
+        Signed like the request, |accepted| <= |requested|: what passed.
+    reason : Reason or None
+        Set exactly when ``accepted_qty != requested_qty``.
+    routed_from : str or None
+        The intent's own symbol when it was mapped to a proxy.
+    detail : str
+        A note for a person (why a halted venue cut it, what routing found).
+    """
 
     intent_id: str
     strategy: str
@@ -146,51 +177,25 @@ class GatedIntent:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class NetOrder:
-    """The one order per symbol of a bar: ``qty`` > 0 base units in direction ``side``.
-
-    ``buy_qty`` (B) and ``sell_qty`` (S) are the gross takes that netted into it;
-    ``sent`` is false when the order stays unsent (below the minimum notional)."""
-
-    symbol: str
-    asset_class: AssetClass
-    venue: Venue
-    side: Side
-    qty: Decimal
-    reference_price: Decimal
-    client_order_id: str
-    buy_qty: Decimal
-    sell_qty: Decimal
-    sent: bool = True
-
-    def request(self) -> OrderRequest:
-        """The market order to send for this net order."""
-        return OrderRequest(
-            client_order_id=self.client_order_id,
-            symbol=self.symbol,
-            asset_class=self.asset_class,
-            side=self.side,
-            qty=self.qty,
-            venue=self.venue,
-            reference_price=self.reference_price,
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BrokerExecution:
-    """What the broker did with a net order: ``filled_qty`` (0 <= F <= N, base units, unsigned)
-    at volume-weighted ``avg_price`` (``None`` when nothing filled) for total ``fee`` (>= 0)."""
-
-    filled_qty: Decimal
-    avg_price: Decimal | None
-    fee: Decimal
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class VirtualFill:
-    """One strategy's share of a symbol's bar: ``qty`` signed (+ bought), at ``price``, paying
-    ``fee`` (>= 0, only on external fills). ``cash = −qty × price − fee`` (+ received).
-    ``internal`` is true for the part crossed against other strategies."""
+    """One strategy's share of a symbol's bar (SPEC §7 attribution).
+
+    Attributes
+    ----------
+    strategy : str
+        The strategy credited.
+    symbol : str
+        The symbol filled.
+    qty : Decimal
+        Signed base units, + bought.
+    price : Decimal
+        Quote currency per base unit: the broker's average, or the reference price for an
+        internal cross with no broker fill.
+    fee : Decimal
+        Quote currency, >= 0, only on external fills.
+    internal : bool
+        True for the part crossed against other strategies.
+    """
 
     strategy: str
     symbol: str
@@ -201,4 +206,5 @@ class VirtualFill:
 
     @property
     def cash(self) -> Decimal:
+        """Quote currency, + received: −qty × price − fee, exact."""
         return exact.subtract(exact.minus(exact.multiply(self.qty, self.price)), self.fee)

@@ -1,5 +1,11 @@
 """Routing by asset class, the multi-broker threshold and the proxy map (SPEC §8).
 
+This module is the one place that decides where an order goes: :func:`venue_of` gives an
+instrument's venue (the symbol table's explicit ``venue``, else the asset class's venue of
+SPEC §8: equities, ETFs and options to Alpaca, futures and forex to Interactive Brokers, crypto
+to ccxt), and :func:`route_intents` applies the threshold and the proxy map. Why here and not
+in the symbol table: the table records facts about symbols; the choice of a venue is a rule.
+
 :func:`route_intents` is also where an intent is checked against the symbol table: an unknown
 symbol is refused ``unknown_symbol``; an asset class that contradicts the table, a zero
 quantity or one that is not a whole number of lots is refused ``invalid``. Below
@@ -18,16 +24,52 @@ from fractions import Fraction
 
 from allocator.config import RoutingConfig
 from allocator.execution.instruments import Instrument, InstrumentTable
-from allocator.execution.orders import Venue
-from allocator.execution.records import GatedIntent, Intent, Reason
+from allocator.execution.orders import AssetClass, Venue
+from allocator.execution.reasons import Reason
+from allocator.execution.records import GatedIntent, Intent
 
-__all__ = ["RoutedIntent", "crypto_exchange", "route_intents"]
+__all__ = ["RoutedIntent", "default_venue", "route_intents", "venue_of"]
+
+_VENUE_OF_CLASS = {
+    AssetClass.EQUITY: Venue.ALPACA,
+    AssetClass.ETF: Venue.ALPACA,
+    AssetClass.OPTION: Venue.ALPACA,
+    AssetClass.FUTURE: Venue.IBKR,
+    AssetClass.FOREX: Venue.IBKR,
+    AssetClass.CRYPTO: Venue.CCXT,
+}
+
+
+def default_venue(asset_class: AssetClass) -> Venue:
+    """Return the venue of SPEC §8 for an asset class."""
+    return _VENUE_OF_CLASS[asset_class]
+
+
+def venue_of(instrument: Instrument) -> Venue:
+    """Return the venue an instrument's orders go to: its table ``venue``, else its class's."""
+    venue = instrument.venue
+    return venue if venue is not None else _VENUE_OF_CLASS[instrument.asset_class]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RoutedIntent:
-    """An intent that passed the symbol checks, in the symbol it will trade (``symbol``,
-    possibly a proxy) with ``qty`` signed base units of that symbol."""
+    """An intent that passed the symbol checks, in the symbol it will trade.
+
+    Attributes
+    ----------
+    intent : Intent
+        The intent as submitted.
+    symbol : str
+        The symbol traded: the intent's own, or its proxy's.
+    qty : Decimal
+        Signed base units of ``symbol``, + buys (a proxy's at equal notional, whole lots).
+    instrument : Instrument
+        The table's row for ``symbol``.
+    venue : Venue
+        Where its orders go (:func:`venue_of`).
+    routed_from : str or None
+        The intent's own symbol when it was mapped to a proxy.
+    """
 
     intent: Intent
     symbol: str
@@ -35,11 +77,6 @@ class RoutedIntent:
     instrument: Instrument
     venue: Venue
     routed_from: str | None = None
-
-
-def crypto_exchange(symbol: str, routing: RoutingConfig) -> str:
-    """The ccxt exchange that trades ``symbol`` (``crypto_exchange_map``, else the default)."""
-    return routing.crypto_exchange_map.get(symbol, routing.crypto_exchange)
 
 
 def _refuse(intent: Intent, reason: Reason, detail: str) -> GatedIntent:
@@ -63,7 +100,7 @@ def route_intents(
     routing: RoutingConfig,
 ) -> tuple[list[RoutedIntent], list[GatedIntent]]:
     """Check each intent against the table and route it; return (routed, refused)."""
-    use_ibkr = total_capital >= Decimal(str(routing.multi_broker_threshold))
+    use_ibkr = total_capital >= routing.multi_broker_threshold
     routed: list[RoutedIntent] = []
     refused: list[GatedIntent] = []
     for intent in intents:
@@ -89,7 +126,7 @@ def route_intents(
                 )
             )
             continue
-        venue = inst.routed_venue
+        venue = venue_of(inst)
         if venue is not Venue.IBKR or use_ibkr:
             routed.append(
                 RoutedIntent(
@@ -139,7 +176,7 @@ def route_intents(
                 symbol=proxy.symbol,
                 qty=lots * proxy.lot_size,
                 instrument=proxy,
-                venue=proxy.routed_venue,
+                venue=venue_of(proxy),
                 routed_from=intent.symbol,
             )
         )

@@ -23,12 +23,11 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
+from allocator.arrays import FloatArray
 from allocator.execution.orders import AssetClass
 from allocator.execution.records import Bar, Intent
 
 __all__ = ["ReferenceStrategy", "SignalInputs", "held_weights", "own_returns", "share_intents"]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

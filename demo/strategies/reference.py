@@ -28,11 +28,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from allocator.arrays import FloatArray
 from demo.strategies.base import ReferenceStrategy, SignalInputs
 
 __all__ = ["REFERENCE_STRATEGIES", "carry", "flow", "momentum", "news", "pairs", "trend"]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def _month_starts(sessions: npt.NDArray[np.datetime64]) -> npt.NDArray[np.bool_]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
-from allocator.errors import ConfigError
-from allocator.execution.orders import OrderRejectedError, OrderRequest
+from allocator.errors import ConfigError, OrderRejectedError
+from allocator.execution.orders import OrderRequest
 
 __all__ = [
     "InstrumentRules",

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from allocator.breaker import BreakerState, multiplier, transition
+from allocator.breaker import multiplier, transition
 from allocator.config import BreakerConfig
+from allocator.states import BreakerState
 
 C = BreakerConfig()
 N, H, X = BreakerState.NORMAL, BreakerState.HALF, BreakerState.HALTED

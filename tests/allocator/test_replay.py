@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocator.breaker import BreakerState
 from allocator.config import (
     AllocationConfig,
     AllocatorConfig,
@@ -18,6 +17,7 @@ from allocator.config import (
 )
 from allocator.data import ReturnsPanel
 from allocator.replay import ReplayResult, replay
+from allocator.states import BreakerState
 
 SMALL = AllocatorConfig(
     sizing=SizingConfig(vol_window=5, rebalance_every=10),

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from pipelines.definitions import build_definitions
 from tests.pipelines.world import BARS, World, submit_bar
@@ -20,10 +19,10 @@ def _dashboard_meta(result) -> dict[str, object]:  # type: ignore[no-untyped-def
 
 
 def test_rebalance_and_bars_regenerate_the_dashboard(
-    world: World, instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     page = tmp_path / "dashboard.html"
-    monkeypatch.setenv("ALLOCATOR_DASHBOARD", str(page))
+    world.env["ALLOCATOR_DASHBOARD"] = str(page)  # the code location's environment
     defs = build_definitions(world.resources())
     rebalance = defs.resolve_job_def("rebalance_job").execute_in_process(instance=instance)
     assert rebalance.success

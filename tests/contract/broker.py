@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 
+from allocator.errors import DuplicateOrderError, OrderRejectedError
 from allocator.execution.orders import (
     AssetClass,
     Broker,
-    DuplicateOrderError,
-    OrderRejectedError,
     OrderRequest,
     OrderState,
     Side,

@@ -6,8 +6,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
-
 from allocator.dashboard import book_series, summary_frames
 from demo.marketdata import load_sp500
 from demo.runner import mechanics, summary_text
@@ -39,7 +37,6 @@ def _ledger_figures(url: str) -> tuple[dict[str, Decimal], Decimal]:
     from the broker's fills, both marked at the last bar's close from the bundle (independent
     of the dashboard's bar-by-bar replay of the fills)."""
     from resources.ledger import Ledger
-    from resources.ledger import schema as t
 
     market = load_sp500()
     last = market.position(SHORT_END)
@@ -53,8 +50,7 @@ def _ledger_figures(url: str) -> tuple[dict[str, Decimal], Decimal]:
             + sum((q * price[m] for (x, m), q in positions.items() if x == s), Decimal(0))
             for s in {*cash, *(x for x, _ in positions)}
         }
-        with store.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.broker_fills)).all()
+        rows = store.broker_fills()
     finally:
         store.close()
     book_cash = Decimal(0)

@@ -1,7 +1,8 @@
-"""End to end through a real ``dagster-daemon`` on a temporary ``DAGSTER_HOME`` (the committed
-``dagster.yaml``): the bar sensor launches one run per bar for three bars, runs never overlap,
-the warm run launcher starts all but the first in a worker started in advance, and
-re-executing one of them sends nothing twice."""
+"""End to end through a real ``dagster-daemon`` on a temporary ``DAGSTER_HOME``, once with the
+committed ``dagster.yaml`` (SQLite storage) and once with the production
+``dagster.postgres.yaml`` (storage on a fresh PostgreSQL database): the bar sensor launches one
+run per bar for three bars, runs never overlap, the warm run launcher starts all but the first
+in a worker started in advance, and re-executing one of them sends nothing twice."""
 
 from __future__ import annotations
 
@@ -14,20 +15,31 @@ import pytest
 from assets.tags import PID_TAG, START_TAG
 from pipelines.definitions import build_definitions
 from tests.pipelines import _jobs
-from tests.pipelines.live import daemon, live_env, prepare_home, runs_for_bar, wait_for_bar
+from tests.pipelines.live import (
+    Storage,
+    daemon,
+    live_env,
+    prepare_home,
+    runs_for_bar,
+    wait_for_bar,
+)
 from tests.pipelines.world import BARS, World, submit_bar
 
 
 @pytest.mark.slow
 def test_daemon_runs_three_bars_then_a_reexecution_is_safe(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, dagster_storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "dagster_home"
-    prepare_home(home)
-    env = live_env(home, world.env, interval_s=1)  # every daemon loop evaluates the sensor
-    for key in ("DAGSTER_HOME", *world.env):
+    prepare_home(home, dagster_storage)
+    # every daemon loop evaluates the sensor
+    env = live_env(home, world.env, interval_s=1, storage=dagster_storage)
+    for key in ("DAGSTER_HOME", *world.env, *dagster_storage.env):
         monkeypatch.setenv(key, env[key])
     with dg.DagsterInstance.get() as instance:
+        # SqliteRunStorage or PostgresRunStorage, empty
+        assert dagster_storage.name in type(instance.run_storage).__name__.lower()
+        assert not instance.get_runs(limit=1)  # clean storage
         rebalance = build_definitions(world.resources()).resolve_job_def("rebalance_job")
         assert rebalance.execute_in_process(instance=instance).success
         with daemon(env, tmp_path / "daemon.log") as proc:

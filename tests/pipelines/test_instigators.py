@@ -22,12 +22,6 @@ from tests.pipelines.world import BARS, World, bar_intents, submit_bar
 NY = ZoneInfo("America/New_York")
 
 
-@pytest.fixture(autouse=True)
-def _no_hold(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sensor answers at once unless a test asks it to watch the inbox."""
-    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_HOLD", "0")
-
-
 def test_schedule_runs_once_per_session_and_skips_holidays() -> None:
     monday = dt.datetime(2026, 11, 23, 16, 30, tzinfo=NY)
     request = rebalance_schedule(dg.build_schedule_context(scheduled_execution_time=monday))
@@ -46,6 +40,8 @@ def test_schedule_cron_fires_after_the_close_on_weekdays() -> None:
 
 
 def _sensor(world: World, instance: dg.DagsterInstance, cursor: str | None, **settings: object):  # type: ignore[no-untyped-def]
+    # The sensor answers at once unless a test asks it to watch the inbox.
+    settings.setdefault("sensor_hold_s", 0.0)
     res = world.resources(**settings)
     ctx = dg.build_sensor_context(
         instance=instance,
@@ -131,25 +127,31 @@ def _bar_run(instance: dg.DagsterInstance, bar: str, status: dg.DagsterRunStatus
 
 
 def test_a_held_evaluation_answers_as_soon_as_the_bar_is_complete(
-    world: World, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    world: World, instance: dg.DagsterInstance
 ) -> None:
     _rebalance(world, instance)
-    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_HOLD", "4")
-    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_POLL", "0.05")
     late = threading.Timer(0.5, submit_bar, args=(world, BARS[0]))
     started = time.monotonic()
     late.start()
     try:
-        result, _ = _sensor(world, instance, None, bar_deadline_seconds=3600)
+        result, _ = _sensor(
+            world,
+            instance,
+            None,
+            bar_deadline_seconds=3600,
+            sensor_hold_s=4.0,
+            sensor_poll_s=0.05,
+        )
     finally:
         late.join()
     elapsed = time.monotonic() - started
     assert [r.run_key for r in result.run_requests] == [BARS[0]]
     assert 0.5 <= elapsed < 2.0
     # Nothing more arrives: the evaluation gives up after its hold (one daemon loop).
-    monkeypatch.setenv("ALLOCATOR_BAR_SENSOR_HOLD", "0.5")
     started = time.monotonic()
-    idle, _ = _sensor(world, instance, BARS[0], bar_deadline_seconds=3600)
+    idle, _ = _sensor(
+        world, instance, BARS[0], bar_deadline_seconds=3600, sensor_hold_s=0.5, sensor_poll_s=0.05
+    )
     assert isinstance(idle, dg.SkipReason)
     assert 0.4 <= time.monotonic() - started < 1.5
 

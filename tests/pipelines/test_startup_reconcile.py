@@ -44,12 +44,12 @@ def test_a_venue_that_differs_is_halted_before_the_bar(
     defs = build_definitions(world.resources())
     assert _run(defs, "rebalance_job", instance).success
     # An order the ledger never journaled fills at the (paper) venue: a position appears there.
-    from resources.brokers.paper.resource import PaperBrokerResource
+    from resources.brokers.registry import pipeline_venues
     from resources.dagster_resources import AllocatorSettings
 
     ledger = world.ledger()
     try:
-        brokers = PaperBrokerResource().brokers(ledger, AllocatorSettings().instruments())
+        brokers = pipeline_venues(AllocatorSettings().instruments(), ledger=ledger)
         stray = OrderRequest(
             client_order_id=client_order_id("outside", "x", "SPY", Side.BUY),
             symbol="SPY",

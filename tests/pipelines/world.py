@@ -3,12 +3,12 @@ and a few intents, all in a temporary folder, wired through the code location's 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from allocator.execution.orders import AssetClass
+from allocator.execution.prices import write_prices
 from allocator.execution.records import Intent, parse_bar
 
 SAMPLE = Path(__file__).resolve().parents[2] / "demo" / "data" / "sample_returns.csv"
@@ -44,10 +44,7 @@ def write_world(root: Path) -> World:
             if number == 0 or line[:10] <= LAST_DAY:
                 dst.write(line)
     prices = root / "prices.csv"
-    with prices.open("w", encoding="utf-8", newline="") as handle:
-        w = csv.writer(handle)
-        w.writerow(["symbol", "price"])
-        w.writerows(PRICES.items())
+    write_prices(prices, {symbol: Decimal(text) for symbol, text in PRICES.items()})
     env = {
         "ALLOCATOR_LEDGER_URL": f"sqlite:///{root / 'ledger.sqlite'}",
         "ALLOCATOR_DATA_DIR": str(root / "assets"),

@@ -21,7 +21,8 @@ from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.models import Order
 from alpaca.trading.requests import GetOrdersRequest
 
-from allocator.execution.orders import BrokerError, BrokerOrder, OrderRequest, Venue
+from allocator.errors import BrokerError
+from allocator.execution.orders import BrokerOrder, OrderRequest, Venue
 from resources.brokers.alpaca.errors import NOT_FOUND, classify, error_code
 from resources.brokers.alpaca.mapping import to_broker_order, to_fills, to_market_order
 from resources.brokers.common import InstrumentRules, RateLimiter, TradingMode, check_mode

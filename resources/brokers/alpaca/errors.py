@@ -12,7 +12,7 @@ import json
 import requests
 from alpaca.common.exceptions import APIError
 
-from allocator.execution.orders import (
+from allocator.errors import (
     AmbiguousBrokerError,
     BrokerError,
     DuplicateOrderError,

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import ccxt
 
-from allocator.errors import ConfigError
-from allocator.execution.orders import BrokerError, BrokerOrder, OrderRequest, Venue
+from allocator.errors import BrokerError, ConfigError
+from allocator.execution.orders import BrokerOrder, OrderRequest, Venue
 from resources.brokers.ccxt.errors import classify
 from resources.brokers.ccxt.mapping import rules_from_market, to_broker_order, to_fills
 from resources.brokers.common import InstrumentRules, TradingMode, check_mode, to_decimal

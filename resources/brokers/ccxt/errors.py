@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ccxt
 
-from allocator.execution.orders import (
+from allocator.errors import (
     AmbiguousBrokerError,
     BrokerError,
     DuplicateOrderError,

@@ -21,14 +21,11 @@ from typing import Any, TypeVar
 
 from ib_async import IB, MarketOrder
 
-from allocator.errors import ConfigError
+from allocator.errors import AmbiguousBrokerError, BrokerError, ConfigError, OrderRejectedError
 from allocator.execution.orders import (
-    AmbiguousBrokerError,
     AssetClass,
-    BrokerError,
     BrokerFill,
     BrokerOrder,
-    OrderRejectedError,
     OrderRequest,
     Side,
     Venue,

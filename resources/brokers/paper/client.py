@@ -4,11 +4,11 @@ It implements :class:`~allocator.execution.orders.Broker` like the real adapters
 fills at the bar's reference price moved by ``slippage_bps`` against the order (buys pay more)
 and rounded to the tick away from the trader's favour; the quantity is rounded down to the lot;
 an order below the instrument's minimum notional is rejected; ``fill_ratio`` < 1 fills only that
-share (rounded down to the lot) and cancels the rest (immediate-or-cancel). Fees follow a per-
-venue schedule (:class:`PaperFees`). A reused client order id is refused with
-:class:`~allocator.execution.orders.DuplicateOrderError` whatever the earlier order's state
-(Alpaca's rule). Orders, fills and positions live in a :class:`PaperState` — in memory, or in
-the ledger (``resources.ledger.LedgerPaperState``) so that they survive a crash and
+share (rounded down to the lot) and cancels the rest (immediate-or-cancel). Fees follow a
+per-venue schedule (:mod:`resources.brokers.paper.fees`). A reused client order id is refused
+with :class:`~allocator.errors.DuplicateOrderError` whatever the earlier order's
+state (Alpaca's rule). Orders, fills and positions live in a :class:`PaperState` — in memory,
+or in the ledger (``resources.ledger.LedgerPaperState``) so that they survive a crash and
 reconciliation can run against them.
 """
 
@@ -17,84 +17,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Protocol
 
-from allocator.execution.instruments import Instrument, InstrumentTable
+from allocator.errors import DuplicateOrderError, OrderRejectedError
+from allocator.execution.instruments import InstrumentTable
 from allocator.execution.orders import (
-    AssetClass,
     BrokerFill,
     BrokerOrder,
-    DuplicateOrderError,
-    OrderRejectedError,
     OrderRequest,
     OrderState,
     Side,
     Venue,
 )
+from resources.brokers.paper.fees import PaperFees
 
-__all__ = [
-    "MemoryPaperState",
-    "PaperBroker",
-    "PaperBrokerConfig",
-    "PaperFees",
-    "PaperState",
-]
+__all__ = ["MemoryPaperState", "PaperBroker", "PaperBrokerConfig", "PaperState"]
 
 _BPS = Decimal(10_000)
-_FEE_QUANTUM = Decimal("0.00000001")
-
-
-def _dec(value: str) -> Decimal:
-    return Decimal(value)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PaperFees:
-    """Fee schedules per venue, in the quote currency.
-
-    Alpaca: $0 for equities and ETFs, ``alpaca_per_option_contract`` for options.
-    Interactive Brokers: ``ibkr_per_share`` (stocks, minimum ``ibkr_min_per_order``),
-    ``ibkr_per_contract`` (futures), ``ibkr_forex_bps`` of notional (minimum
-    ``ibkr_forex_min``). Crypto: taker/maker in basis points of notional (market orders take).
-    Every fee is rounded half-up to 0.00000001.
-    """
-
-    alpaca_per_option_contract: Decimal = field(default_factory=lambda: _dec("0"))
-    ibkr_per_share: Decimal = field(default_factory=lambda: _dec("0.005"))
-    ibkr_min_per_order: Decimal = field(default_factory=lambda: _dec("1.00"))
-    ibkr_per_contract: Decimal = field(default_factory=lambda: _dec("0.85"))
-    ibkr_forex_bps: Decimal = field(default_factory=lambda: _dec("0.2"))
-    ibkr_forex_min: Decimal = field(default_factory=lambda: _dec("2.00"))
-    crypto_taker_bps: Decimal = field(default_factory=lambda: _dec("10"))
-    crypto_maker_bps: Decimal = field(default_factory=lambda: _dec("2"))
-
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            value = getattr(self, name)
-            if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-                raise ValueError(f"paper fees: {name} must be a decimal >= 0, got {value!r}")
-
-    def fee(self, instrument: Instrument, venue: Venue, qty: Decimal, price: Decimal) -> Decimal:
-        """The fee of one market order of ``qty`` (> 0) at ``price``."""
-        notional = qty * price * instrument.multiplier
-        raw: Decimal
-        if venue is Venue.ALPACA:
-            raw = (
-                qty * self.alpaca_per_option_contract
-                if instrument.asset_class is AssetClass.OPTION
-                else Decimal(0)
-            )
-        elif venue is Venue.IBKR:
-            if instrument.asset_class is AssetClass.FUTURE:
-                raw = qty * self.ibkr_per_contract
-            elif instrument.asset_class is AssetClass.FOREX:
-                raw = max(notional * self.ibkr_forex_bps / _BPS, self.ibkr_forex_min)
-            else:
-                raw = max(qty * self.ibkr_per_share, self.ibkr_min_per_order)
-        else:
-            raw = notional * self.crypto_taker_bps / _BPS
-        return raw.quantize(_FEE_QUANTUM, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from allocator.errors import ConfigError
-from allocator.execution.orders import AssetClass, BrokerError, OrderRequest, Side, Venue
+from allocator.errors import BrokerError, ConfigError
+from allocator.execution.orders import AssetClass, OrderRequest, Side, Venue
 from resources.brokers.alpaca import LIVE_URL, AlpacaBroker, AlpacaBrokerResource
 from tests.contract.broker import BrokerContract, Harness
 from tests.fakes.fake_alpaca import FakeAlpaca
@@ -82,7 +82,7 @@ def test_wrong_credentials_are_a_definitive_error(fake_alpaca: FakeAlpaca) -> No
 def test_silent_server_times_out_as_ambiguous() -> None:
     import socket
 
-    from allocator.execution.orders import AmbiguousBrokerError
+    from allocator.errors import AmbiguousBrokerError
 
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from allocator.errors import ConfigError
-from allocator.execution.orders import AssetClass, BrokerError, Venue
+from allocator.errors import BrokerError, ConfigError
+from allocator.execution.orders import AssetClass, Venue
 from resources.brokers.ccxt.client import CcxtBroker
 from tests.contract.broker import BrokerContract, Harness
 from tests.fakes.fake_binance import FakeBinance
@@ -58,7 +58,8 @@ class TestBinanceContract(BrokerContract):
 
 
 def test_binance_refuses_a_reused_id_only_while_open(fake_binance: FakeBinance) -> None:
-    from allocator.execution.orders import DuplicateOrderError, OrderRequest, Side
+    from allocator.errors import DuplicateOrderError
+    from allocator.execution.orders import OrderRequest, Side
 
     broker = _broker(fake_binance)
     request = OrderRequest(

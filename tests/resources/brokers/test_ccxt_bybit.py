@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from allocator.execution.orders import AssetClass, BrokerError, OrderRequest, Side, Venue
+from allocator.errors import BrokerError
+from allocator.execution.orders import AssetClass, OrderRequest, Side, Venue
 from resources.brokers.ccxt.client import CcxtBroker
 from tests.contract.broker import BrokerContract, Harness
 from tests.fakes.fake_bybit import FakeBybit

@@ -10,7 +10,8 @@ import socket
 
 import pytest
 
-from allocator.execution.orders import AmbiguousBrokerError, AssetClass
+from allocator.errors import AmbiguousBrokerError
+from allocator.execution.orders import AssetClass
 from resources.brokers.ibkr import IbkrBroker
 from resources.brokers.ibkr.mapping import contract_for, position_key
 

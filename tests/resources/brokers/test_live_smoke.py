@@ -143,9 +143,10 @@ def test_submit_lookup_and_idempotent_resubmit(smoke: Smoke) -> None:
     assert row["state"] == second["state"]
 
     if second["state"] in ("submitted", "partially_filled"):  # a closed market: tidy up
-        from resources.brokers.routing_env import broker_from_env
+        from allocator.settings import load_settings
+        from resources.brokers.registry import operator_venue
 
-        broker = broker_from_env(smoke.venue)
+        broker = operator_venue(smoke.venue, load_settings())
         try:
             broker.cancel(symbol, cid)
         finally:

@@ -1,10 +1,14 @@
-"""The built-in paper broker under the shared broker contract, its state in the ledger.
+"""The built-in paper broker, tested once: the shared broker contract plus its own rules.
 
 The paper broker runs in process and keeps its orders in the ledger
 (:class:`resources.ledger.LedgerPaperState`), on SQLite and PostgreSQL. It honours the same
-contract as the real adapters; the tests that inject transport faults or need an order that
-rests at the venue cannot apply to it and are skipped, each with its reason. Its own versions
-of the restart and minimum-size checks follow the class.
+contract as the real adapters (being a broker, lookups, one order per id, its duplicate-id rule,
+partial fills, the lot and minimum-notional rules); the tests that inject transport faults or
+need an order that rests at the venue cannot apply to it and are skipped, each with its reason.
+After the class, one test per rule of its own: restart over the ledger, slippage and the tick,
+each venue's fee schedule, partial fills rounded down to the lot, and a missing reference
+price. (This file merges the former ``test_paper_fills.py``; what the contract covers is not
+repeated.)
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from allocator.errors import OrderRejectedError
 from allocator.execution import DEFAULT_INSTRUMENTS
 from allocator.execution.orders import (
     AssetClass,
-    OrderRejectedError,
     OrderRequest,
     OrderState,
     Side,
@@ -26,6 +30,7 @@ from allocator.execution.orders import (
     client_order_id,
     submit_idempotently,
 )
+from allocator.execution.routing import venue_of
 from resources.brokers.paper.client import PaperBroker, PaperBrokerConfig
 from resources.ledger import Ledger, LedgerPaperState
 from tests.contract.broker import BrokerContract, Harness
@@ -161,3 +166,82 @@ def test_restart_keeps_orders_and_positions(paper: _PaperVenue) -> None:
     assert not rerun.placed_by_this_call
     assert first.order is not None
     assert rerun.order == first.order
+
+
+def _request(cid: str, symbol: str, side: Side, qty: str, price: str) -> OrderRequest:
+    inst = DEFAULT_INSTRUMENTS[symbol]
+    return OrderRequest(
+        client_order_id=cid,
+        symbol=symbol,
+        asset_class=inst.asset_class,
+        side=side,
+        qty=Decimal(qty),
+        venue=venue_of(inst),
+        reference_price=Decimal(price),
+    )
+
+
+def _broker(venue: Venue, **config: Decimal) -> PaperBroker:
+    """A paper broker with its state in memory (as ``allocator net`` uses it)."""
+    return PaperBroker(
+        venue=venue, instruments=DEFAULT_INSTRUMENTS, config=PaperBrokerConfig(**config)
+    )
+
+
+def test_slippage_moves_against_the_order_and_rounds_to_the_tick() -> None:
+    broker = _broker(Venue.ALPACA, slippage_bps=Decimal(10))
+    # 100.003 × 1.001 = 100.103003 -> up to 100.11; × 0.999 = 99.902997 -> down to 99.90.
+    buy = broker.submit(_request("b1", "KO", Side.BUY, "5", "100.003"))
+    sell = broker.submit(_request("s1", "KO", Side.SELL, "2", "100.003"))
+    assert (buy.avg_price, buy.filled_qty, buy.fee, buy.state) == (
+        Decimal("100.11"),
+        Decimal(5),
+        Decimal(0),
+        OrderState.FILLED,
+    )
+    assert sell.avg_price == Decimal("99.90")
+    assert broker.positions() == {"KO": Decimal(3)}
+
+
+@pytest.mark.parametrize(
+    ("venue", "symbol", "qty", "price", "fee"),
+    [
+        (Venue.ALPACA, "SPY", "100", "500", "0"),
+        (Venue.IBKR, "KO", "100", "60", "1.00"),  # 0.50 per-share, minimum 1.00
+        (Venue.IBKR, "KO", "1000", "60", "5.00"),  # 1000 × 0.005
+        (Venue.IBKR, "ES", "3", "5000", "2.55"),  # 3 × 0.85
+        (Venue.IBKR, "EUR/USD", "100000", "1.1", "2.20"),  # 110000 × 0.2 bps
+        (Venue.IBKR, "EUR/USD", "10000", "1.1", "2.00"),  # 0.22, minimum 2.00
+        (Venue.CCXT, "BTC/USDT", "0.5", "60000", "30.00"),  # 30000 × 10 bps
+    ],
+)
+def test_fee_schedules(venue: Venue, symbol: str, qty: str, price: str, fee: str) -> None:
+    order = _broker(venue).submit(_request("c1", symbol, Side.BUY, qty, price))
+    assert order.fee == Decimal(fee)
+
+
+def test_partial_fill_rounds_down_to_the_lot_and_cancels_the_rest() -> None:
+    broker = _broker(Venue.ALPACA, fill_ratio=Decimal("0.5"))
+    order = broker.submit(_request("p1", "KO", Side.SELL, "7", "50"))
+    # half of 7 lots, rounded down: 3; the rest is cancelled at once (immediate-or-cancel).
+    assert (order.qty, order.filled_qty, order.state) == (
+        Decimal(7),
+        Decimal(3),
+        OrderState.CANCELLED,
+    )
+    assert broker.positions() == {"KO": Decimal(-3)}
+    assert broker.open_orders() == []
+    assert [f.qty for f in order.fills] == [Decimal(3)]
+
+
+def test_an_order_without_a_reference_price_is_rejected() -> None:
+    no_price = OrderRequest(
+        client_order_id="m2",
+        symbol="KO",
+        asset_class=AssetClass.EQUITY,
+        side=Side.BUY,
+        qty=Decimal(1),
+        venue=Venue.ALPACA,
+    )
+    with pytest.raises(OrderRejectedError, match="no reference price"):
+        _broker(Venue.ALPACA).submit(no_price)

@@ -9,14 +9,9 @@ from decimal import Decimal
 import pytest
 
 from allocator.config import RoutingConfig
-from allocator.execution import DEFAULT_INSTRUMENTS, BarIncompleteError, parse_bar, run_bar
-from allocator.execution.orders import (
-    AmbiguousBrokerError,
-    AssetClass,
-    BrokerOrder,
-    OrderRequest,
-    Venue,
-)
+from allocator.errors import AmbiguousBrokerError, BarIncompleteError
+from allocator.execution import DEFAULT_INSTRUMENTS, parse_bar, run_bar
+from allocator.execution.orders import AssetClass, BrokerOrder, OrderRequest, Venue
 from allocator.execution.records import Intent
 from resources.brokers.paper.client import PaperBroker
 from resources.ledger import Ledger, LedgerPaperState

@@ -16,7 +16,8 @@ from allocator.execution.inbox import ReturnRow
 from allocator.execution.orders import Venue
 from resources.brokers.paper.client import PaperBroker, PaperBrokerConfig
 from resources.ledger import AllocationRow, EventRow, Ledger, LedgerPaperState
-from resources.ledger import store as store_module
+from resources.ledger import bars as bars_module
+from resources.ledger import engine as engine_module
 
 D = Decimal
 QUANTUM = D("0.00000001")
@@ -79,7 +80,7 @@ def test_a_ledger_at_head_opens_without_running_alembic(
 ) -> None:
     Ledger(ledger_url).close()  # created and brought to head
     calls: list[str] = []
-    monkeypatch.setattr(store_module.command, "upgrade", lambda cfg, rev: calls.append(rev))
+    monkeypatch.setattr(engine_module.command, "upgrade", lambda cfg, rev: calls.append(rev))
     Ledger(ledger_url).close()
     assert calls == []  # recognised from alembic_version alone
     behind = Ledger(ledger_url, upgrade=False)
@@ -193,7 +194,7 @@ def test_a_failed_record_leaves_the_ledger_untouched(
     def boom(*_: Any) -> None:
         raise RuntimeError("disk full in the middle of the bar")
 
-    monkeypatch.setattr(store_module, "_write_virtual_fills", boom)
+    monkeypatch.setattr(bars_module, "_write_virtual_fills", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         _run(ledger, "2024-05-01", {"SPY": "100"}, _brokers(ledger))
     bar = parse_bar("2024-05-01")

@@ -23,14 +23,13 @@ from allocator.execution.orders import (
     AssetClass,
     BrokerOrder,
     OrderRequest,
-    OrderState,
     Side,
     Venue,
 )
+from allocator.execution.reconcile import halt_check, reconcile, reconcile_at_start, record_report
 from resources.brokers.paper.client import PaperBroker
-from resources.brokers.reconcile_ledger import halt_check
 from resources.ledger import Ledger, LedgerPaperState
-from resources.ledger import store as store_module
+from resources.ledger import engine as engine_module
 
 D = Decimal
 DIFF = {"kind": "unexpected_position", "key": "SPY", "venue": "2", "ledger": "0"}
@@ -217,7 +216,7 @@ def test_every_order_carries_its_mode(ledger: Ledger) -> None:
 
 
 def _run_plan_orders(ledger: Ledger) -> list[Any]:
-    from allocator.execution.records import NetOrder
+    from allocator.execution.orders import NetOrder
 
     return [
         NetOrder(
@@ -239,7 +238,7 @@ def _run_plan_orders(ledger: Ledger) -> list[Any]:
 def test_migration_0002_marks_existing_orders_paper(ledger_url: str) -> None:
     engine = sa.create_engine(ledger_url)
     cfg = Config()
-    cfg.set_main_option("script_location", str(store_module.MIGRATIONS))
+    cfg.set_main_option("script_location", str(engine_module.MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
@@ -261,29 +260,16 @@ def test_migration_0002_marks_existing_orders_paper(ledger_url: str) -> None:
         upgraded.close()
 
 
-class _Watching(_Live):
-    """Records the journal's state of the order at the moment it is sent."""
-
-    mode = "paper"
-
-    def __init__(self, inner: PaperBroker, ledger: Ledger) -> None:
-        super().__init__(inner)
-        self.ledger = ledger
-        self.seen: list[str] = []
-
-    def submit(self, request: OrderRequest) -> BrokerOrder:
-        row = {o["client_order_id"]: o for o in self.ledger.orders()}[request.client_order_id]
-        self.seen.append(str(row["state"]))
-        return self.inner.submit(request)
-
-
-def test_manual_order_is_journaled_before_it_is_sent_and_sent_once(ledger: Ledger) -> None:
-    paper = PaperBroker(
-        venue=Venue.ALPACA, instruments=DEFAULT_INSTRUMENTS, state=LedgerPaperState(ledger)
-    )
-    broker = _Watching(paper, ledger)
-    request = OrderRequest(
-        client_order_id="m1",
+def test_startup_reconciliation_halts_clears_and_skips_venues_in_flight(ledger: Ledger) -> None:
+    brokers = _brokers(ledger)
+    ledger.submit_intents([_intent("a1", "A", "SPY", 5, "2024-05-01")])
+    _run(ledger, "2024-05-01", {"SPY": "500"}, brokers)
+    clean = reconcile_at_start(ledger, brokers, source="test")
+    assert set(clean) == {v.value for v in Venue}
+    assert all(not isinstance(r, str) and r.record.ok and r.cleared == () for r in clean.values())
+    # A fill the ledger never journaled appears at the venue: alpaca halts, the rest do not.
+    stray = OrderRequest(
+        client_order_id="stray1",
         symbol="SPY",
         asset_class=AssetClass.ETF,
         side=Side.BUY,
@@ -291,35 +277,51 @@ def test_manual_order_is_journaled_before_it_is_sent_and_sent_once(ledger: Ledge
         venue=Venue.ALPACA,
         reference_price=D(500),
     )
-    first = ledger.submit_manual_order(broker, request, account="ops", mode="paper", delay_s=0)
-    assert first.placed_by_this_call
-    assert first.state is OrderState.FILLED
-    assert broker.seen == ["pending_submit"]
-    again = ledger.submit_manual_order(broker, request, account="ops", mode="paper", delay_s=0)
-    assert not again.placed_by_this_call
-    assert broker.seen == ["pending_submit"]
-    (row,) = ledger.orders()
-    assert (row["bar"], row["account"], row["mode"], row["state"]) == (
-        "manual",
-        "ops",
-        "paper",
-        "filled",
+    brokers[Venue.ALPACA].submit(stray)
+    # An order in flight at ccxt (journaled, outcome not recorded): ccxt is not compared yet.
+    ledger.journal_manual_order(
+        OrderRequest(
+            client_order_id="fly1",
+            symbol="BTC/USDT",
+            asset_class=AssetClass.CRYPTO,
+            side=Side.BUY,
+            qty=D("0.1"),
+            venue=Venue.CCXT,
+            reference_price=D(60000),
+        ),
+        account="ops",
+        mode="paper",
     )
-    assert row["filled_qty"] == D(2)
-    assert row["venue_order_id"] == "paper-alpaca-m1"
-    with pytest.raises(ValueError, match="order m1 is journaled as buy 2 SPY"):
-        ledger.submit_manual_order(
-            broker,
-            OrderRequest(
-                client_order_id="m1",
-                symbol="SPY",
-                asset_class=AssetClass.ETF,
-                side=Side.SELL,
-                qty=D(2),
-                venue=Venue.ALPACA,
-                reference_price=D(500),
-            ),
-            account="ops",
-            mode="paper",
+    halted = reconcile_at_start(ledger, brokers, source="bar_job test")
+    assert halted["ccxt"] == "skipped: 1 order(s) in flight"
+    alpaca = halted["alpaca"]
+    assert not isinstance(alpaca, str)
+    assert alpaca.record.halts_entries
+    assert alpaca.record.source == "bar_job test"
+    assert alpaca.record.differences == (
+        {"kind": "position_mismatch", "key": "SPY", "ledger": "5", "venue": "7"},
+    )
+    assert ledger.halted_venues() == {Venue.ALPACA}
+    # The stray position is closed at the venue: the next clean report clears the halt.
+    brokers[Venue.ALPACA].submit(
+        OrderRequest(
+            client_order_id="stray2",
+            symbol="SPY",
+            asset_class=AssetClass.ETF,
+            side=Side.SELL,
+            qty=D(2),
+            venue=Venue.ALPACA,
+            reference_price=D(500),
         )
-    assert broker.seen == ["pending_submit"]
+    )
+    report = reconcile(
+        "paper-alpaca",
+        venue_positions=brokers[Venue.ALPACA].positions(),
+        venue_open_orders=brokers[Venue.ALPACA].open_orders(),
+        ledger_positions=ledger.expectation("alpaca").positions,
+        ledger_open_orders=(),
+    )
+    stored = record_report(ledger, "alpaca", report, source="operator")
+    assert stored.record.ok
+    assert stored.cleared == (alpaca.record.id,)
+    assert ledger.venue_halts() == {}

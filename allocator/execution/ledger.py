@@ -1,0 +1,217 @@
+"""What the execution core needs of the ledger of record, as a :class:`Ledger` protocol.
+
+SPEC §9 makes the ledger the truth: an order is journaled ``pending_submit`` before it is sent
+and its outcome after; a bar is recorded in one transaction; a reconciliation that differs
+halts new entries on its venue until a clean one clears it. :func:`~.bar.run_bar`,
+:func:`~.manual.submit_manual_order`, :func:`~.reconcile.reconcile_at_start` and
+:func:`~.reconcile.record_report` talk to the ledger only through this protocol;
+``resources.ledger.Ledger`` implements it (a test checks that it does).
+
+The records the ledger answers with for a reconciliation live here too: what it expects at a
+venue (:class:`ExpectedOrder`, :class:`LedgerExpectation`) and what it stored
+(:class:`ReconciliationRecord`).
+
+Why this module sits below ``bar`` and ``reconcile`` (it imports neither): both of them take a
+:class:`Ledger`, so the protocol cannot name their records without an import cycle. It names
+what it needs structurally instead: :class:`SettledBar` is what the ledger reads of a
+:class:`~.bar.BarOutcome`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from allocator.execution.orders import BrokerOrder, NetOrder, OrderRequest, SubmitOutcome, Venue
+from allocator.execution.records import Bar, GatedIntent, VirtualFill
+
+__all__ = [
+    "ExpectedOrder",
+    "Ledger",
+    "LedgerExpectation",
+    "ReconciliationRecord",
+    "SettledBar",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExpectedOrder:
+    """An order the ledger holds as open (submitted or partially filled) on this venue."""
+
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    filled_qty: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LedgerExpectation:
+    """What the ledger expects at one venue (SPEC §9).
+
+    ``positions``: the signed sum of the strategies' virtual positions in every symbol the
+    journal routed to the venue; ``open_orders``: the journal's ``submitted`` and
+    ``partially_filled`` orders there; ``uncertain``: the client order ids it holds as
+    ``pending_submit`` or ``unknown`` (open or not, to be resolved by a lookup, never counted
+    as a difference); ``source``: which ledger said so (credentials hidden).
+    """
+
+    positions: Mapping[str, Decimal]
+    open_orders: tuple[ExpectedOrder, ...]
+    uncertain: frozenset[str]
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReconciliationRecord:
+    """One reconciliation of ``venue`` against the ledger (SPEC §9), as stored.
+
+    ``differences`` are the reported differences (each a mapping with ``kind``, ``key``,
+    ``venue`` and ``ledger``); ``halted`` is true when the row halted new entries on the venue
+    (it had differences); ``cleared_at``/``cleared_by`` are set on a halting row when a later
+    clean reconciliation (row ``cleared_by``) lifted the halt. Instants are UTC.
+    """
+
+    id: int
+    venue: str
+    checked_at: datetime
+    ok: bool
+    differences: tuple[Mapping[str, str], ...]
+    halted: bool
+    cleared_at: datetime | None
+    cleared_by: int | None
+    source: str
+
+    @property
+    def halts_entries(self) -> bool:
+        """True while this row's halt is in force (halted and not cleared)."""
+        return self.halted and self.cleared_at is None
+
+
+class SettledBar(Protocol):
+    """What :meth:`Ledger.record_bar` records of a settled bar (a :class:`~.bar.BarOutcome`).
+
+    Every intent's outcome, the virtual fills and the netting savings (quote currency).
+    """
+
+    @property
+    def gated(self) -> Sequence[GatedIntent]:
+        """Every intent of the bar with its outcome."""
+        ...
+
+    @property
+    def fills(self) -> Sequence[VirtualFill]:
+        """Each strategy's virtual fills (quantities signed, + bought)."""
+        ...
+
+    @property
+    def would_pay(self) -> Decimal:
+        """The fees the accepted intents would have paid traded one by one (quote currency)."""
+        ...
+
+    @property
+    def fee_paid(self) -> Decimal:
+        """The fees the broker charged for the bar's orders (quote currency, >= 0)."""
+        ...
+
+    @property
+    def savings(self) -> Decimal:
+        """Netting savings: ``would_pay`` − ``fee_paid`` (quote currency, + saved)."""
+        ...
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """The ledger as the execution core uses it: one bar, one manual order, reconciliation."""
+
+    # -- one bar (run_bar) ----------------------------------------------------------------------
+
+    def bar_done(self, bar: Bar) -> bool:
+        """Return whether :meth:`record_bar` has recorded ``bar``."""
+        ...
+
+    def positions(self) -> Mapping[tuple[str, str], Decimal]:
+        """Every strategy's virtual position per symbol (signed base units), zeros omitted."""
+        ...
+
+    def halted_venues(self) -> Collection[Venue]:
+        """Venues whose last reconciliation found differences not yet cleared (SPEC §9)."""
+        ...
+
+    def journal_orders(
+        self,
+        bar: Bar,
+        account: str,
+        orders: Sequence[NetOrder],
+        *,
+        modes: Mapping[Venue, str] | None = None,
+    ) -> None:
+        """Write each order as ``pending_submit`` with its venue's mode (``paper``/``live``).
+
+        An order whose client order id is there already is skipped if it is the same order and
+        a :class:`ValueError` otherwise.
+        """
+        ...
+
+    def update_order(self, order: NetOrder, outcome: SubmitOutcome) -> None:
+        """Journal what sending ``order`` concluded (:meth:`record_order_outcome`)."""
+        ...
+
+    def record_bar(
+        self, bar: Bar, outcome: SettledBar, broker_orders: Sequence[BrokerOrder]
+    ) -> None:
+        """Record the settled bar in one transaction and mark it done.
+
+        The transaction holds the intents' outcomes, the broker fills (deduplicated), the
+        virtual fills, positions, cash and the netting savings.
+        """
+        ...
+
+    # -- one operator order (submit_manual_order) -----------------------------------------------
+
+    def journal_manual_order(self, request: OrderRequest, *, account: str, mode: str) -> None:
+        """Write ``request`` as ``pending_submit`` (bar ``manual``) unless it is there already.
+
+        Another order under the same client order id is a :class:`ValueError`, and so is a
+        ``mode`` other than ``paper``/``live``.
+        """
+        ...
+
+    def record_order_outcome(self, client_order_id: str, outcome: SubmitOutcome) -> None:
+        """Journal the outcome of an order already journaled.
+
+        It writes the state and detail and, when the venue answered, the fills, average price,
+        fee and venue order id.
+        """
+        ...
+
+    # -- reconciliation (reconcile_at_start, record_report) -------------------------------------
+
+    def expectation(self, venue: Venue | str, *, source: str | None = None) -> LedgerExpectation:
+        """Return what the ledger expects at ``venue``; ``source`` defaults to the ledger's URL."""
+        ...
+
+    def record_reconciliation(
+        self,
+        venue: Venue | str,
+        differences: Sequence[Mapping[str, str]],
+        *,
+        checked_at: datetime | None = None,
+        source: str = "",
+    ) -> ReconciliationRecord:
+        """Append one reconciliation of ``venue``; nothing is overwritten.
+
+        Differences halt new entries on the venue; none clears every halt in force there.
+        """
+        ...
+
+    def reconciliations(self, venue: Venue | str | None = None) -> Sequence[ReconciliationRecord]:
+        """Every stored reconciliation (of ``venue``), oldest first."""
+        ...
+
+    def venue_halts(self) -> Mapping[str, ReconciliationRecord]:
+        """Map each halted venue to its latest halting reconciliation not yet cleared."""
+        ...
