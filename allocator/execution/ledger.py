@@ -19,6 +19,7 @@ what it needs structurally instead: :class:`SettledBar` is what the ledger reads
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,12 +30,93 @@ from allocator.execution.orders import BrokerOrder, NetOrder, OrderRequest, Subm
 from allocator.execution.records import Bar, GatedIntent, VirtualFill
 
 __all__ = [
+    "BarState",
+    "BarStatus",
     "ExpectedOrder",
+    "LaneHalt",
     "Ledger",
     "LedgerExpectation",
     "ReconciliationRecord",
     "SettledBar",
 ]
+
+
+class BarState(enum.StrEnum):
+    """Where a sealed bar is in its life (docs/decisions/0012-live-bar-path.md).
+
+    ``sealed``: its inbox is fixed (SPEC §7 sealing), no plan stored yet; ``planned``: its plan
+    is frozen in the ledger; ``failed``: a run of it failed and it waits for a retry;
+    ``settled``: its fills are recorded (final); ``abandoned``: an operator gave it up once
+    every venue confirmed it holds no order for it (final). An unsealed bar has no state.
+    """
+
+    SEALED = "sealed"
+    PLANNED = "planned"
+    FAILED = "failed"
+    SETTLED = "settled"
+    ABANDONED = "abandoned"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the bar is done with: settled or abandoned."""
+        return self in (BarState.SETTLED, BarState.ABANDONED)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BarStatus:
+    """One sealed bar's lifecycle row.
+
+    Attributes
+    ----------
+    bar : str
+        The bar's key (``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SSZ``).
+    state : BarState
+        Where the bar is in its life.
+    sealed_at : datetime
+        When the bar was sealed (UTC).
+    sealed_by : str
+        Who sealed it (``bar_sensor``, ``bar_job``, ``allocator bar run``).
+    attempts : int
+        How many runs of the bar failed so far (>= 0).
+    last_error : str or None
+        The last failure's message.
+    next_retry_at : datetime or None
+        When the lane may retry the bar (UTC); ``None`` when no retry is scheduled.
+    settled_at : datetime or None
+        When the bar was settled (UTC).
+    abandoned_by, abandoned_reason : str or None
+        Who abandoned the bar and why.
+    """
+
+    bar: str
+    state: BarState
+    sealed_at: datetime
+    sealed_by: str
+    attempts: int = 0
+    last_error: str | None = None
+    next_retry_at: datetime | None = None
+    settled_at: datetime | None = None
+    abandoned_by: str | None = None
+    abandoned_reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LaneHalt:
+    """The bar lane's halt: no bar trades until an operator clears it.
+
+    Attributes
+    ----------
+    reason : str
+        Why the lane is halted (names the bar and its last error).
+    bar : str or None
+        The bar whose last retry failed.
+    halted_at : datetime
+        When the lane was halted (UTC).
+    """
+
+    reason: str
+    bar: str | None
+    halted_at: datetime
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

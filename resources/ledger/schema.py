@@ -165,6 +165,8 @@ broker_fills = sa.Table(
     sa.Column("price", ExactDecimal, nullable=False),
     sa.Column("fee", ExactDecimal, nullable=False),
     sa.Column("ts", UtcDateTime(), nullable=True),
+    # the bar that settled this fill; NULL while it is journaled but not yet settled (SPEC §9)
+    sa.Column("settled_bar", sa.String(32), nullable=True, index=True),
 )
 
 virtual_fills = sa.Table(
@@ -233,3 +235,51 @@ reconciliations = sa.Table(
     sa.Column("cleared_by", sa.Integer, nullable=True),
     sa.Column("source", sa.String(64), nullable=False),
 )
+
+# -- the live bar path (revision 0003; docs/decisions/0012-live-bar-path.md) -----------------
+
+bar_lifecycle = sa.Table(
+    "bar_lifecycle",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    # sealed -> planned -> settled; failed (a run failed, retried later); abandoned (operator)
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("sealed_at", UtcDateTime(), nullable=False),
+    sa.Column("sealed_by", sa.String(200), nullable=False),
+    sa.Column("plan", sa.Text, nullable=True),  # the frozen plan inputs and orders, JSON
+    sa.Column("plan_digest", sa.String(64), nullable=True),
+    sa.Column("planned_at", UtcDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("next_retry_at", UtcDateTime(), nullable=True),
+    sa.Column("settled_at", UtcDateTime(), nullable=True),
+    sa.Column("abandoned_by", sa.String(200), nullable=True),
+    sa.Column("abandoned_reason", sa.Text, nullable=True),
+)
+
+intent_refusals = sa.Table(
+    "intent_refusals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("intent_id", sa.String(200), nullable=False, index=True),
+    sa.Column("strategy", sa.String(200), nullable=False),
+    sa.Column("bar", sa.String(32), nullable=False, index=True),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+)
+
+lane_halts = sa.Table(
+    "lane_halts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("lane", sa.String(16), nullable=False),  # "bar"
+    sa.Column("bar", sa.String(32), nullable=True),  # the bar that halted it
+    sa.Column("halted_at", UtcDateTime(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("cleared_at", UtcDateTime(), nullable=True),
+    sa.Column("cleared_by", sa.String(200), nullable=True),
+    sa.Column("clear_reason", sa.Text, nullable=True),
+)
+
