@@ -8,26 +8,18 @@ that CI cannot pass on SQLite alone.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.pg_env import required_url
+
 PG_ENV = "ALLOCATOR_TEST_PG_URL"
 
 
 def _postgres_url() -> str:
-    url = os.environ.get(PG_ENV, "").strip()
-    if not url:
-        message = (
-            f"{PG_ENV} is not set: run `bash scripts/pg.sh start` and "
-            f'`export {PG_ENV}="$(bash scripts/pg.sh url)"` (make test does both)'
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
+    return required_url(PG_ENV, "url")
 
 
 def _reset_postgres(url: str) -> None:

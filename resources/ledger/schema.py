@@ -282,4 +282,3 @@ lane_halts = sa.Table(
     sa.Column("cleared_by", sa.String(200), nullable=True),
     sa.Column("clear_reason", sa.Text, nullable=True),
 )
-

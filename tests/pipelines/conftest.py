@@ -9,11 +9,11 @@ set (the rule of ``ledger_url`` in ``tests/conftest.py``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
+from tests.pg_env import required_url
 from tests.pipelines.live import (
     DAGSTER_PG_ENV,
     SQLITE,
@@ -24,15 +24,7 @@ from tests.pipelines.live import (
 
 
 def _dagster_pg_url() -> str:
-    url = os.environ.get(DAGSTER_PG_ENV, "").strip()
-    if not url:
-        message = (
-            f"{DAGSTER_PG_ENV} is not set: run `bash scripts/pg.sh start` and "
-            f'`export {DAGSTER_PG_ENV}="$(bash scripts/pg.sh dagster-url)"` (make test does both)'
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    url = required_url(DAGSTER_PG_ENV, "dagster-url")
     driver = url.split("://", 1)[0]
     if driver != "postgresql+psycopg2":
         pytest.fail(
