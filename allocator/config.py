@@ -60,6 +60,13 @@ MAX_ABS_SHARPE = 10.0
 MAX_BAR_TOLERANCE = 1_000
 MAX_BAR_INTERVAL_S = 7 * 86_400
 MIN_CASH_QUANTUM = Decimal("1e-12")
+MAX_INTENT_QTY = 10**15
+MAX_FILL_TIMEOUT_S = 3600.0
+MIN_POLL_S = 0.01
+MAX_POLL_S = 60.0
+MAX_RETRY_BACKOFF_S = 3600.0
+MAX_RETRY_DELAY_S = 3600.0  # the cap of one retry's backoff (docs/decisions/0012)
+MAX_BAR_RETRIES = 100
 
 
 def _whole(section: str, name: str, value: int, lo: int, hi: int, unit: str = "") -> None:
@@ -76,6 +83,13 @@ def _whole(section: str, name: str, value: int, lo: int, hi: int, unit: str = ""
 def _finite(section: str, name: str, value: float) -> None:
     if not math.isfinite(value):
         raise ConfigError(f"{section}.{name}", f"must be a finite number, got {value!r}")
+
+
+def _seconds(section: str, name: str, value: float, lo: float, hi: float) -> None:
+    """Check that ``value`` is a finite number of seconds in [lo, hi]."""
+    _finite(section, name, value)
+    if not lo <= value <= hi:
+        raise ConfigError(f"{section}.{name}", f"must lie in [{lo:g}, {hi:g}] s, got {value!r}")
 
 
 def _decimal(section: str, name: str, value: object) -> Decimal:
@@ -227,7 +241,15 @@ class ExecutionConfig:
     may still be accepted by the live inbox ([0, 1000]), each bar lasting
     ``bar_interval_seconds`` ([1, 604800]: a week at most); ``ledger_url`` is the ledger's
     SQLAlchemy URL (empty: the environment's, else the default file; see
-    :mod:`allocator.settings`).
+    :mod:`allocator.settings`). ``max_intent_qty`` is the largest ``|qty|`` of one intent,
+    in lots of its symbol ([1, 10^15], default 10^12): a larger one is refused ``invalid``.
+    ``fill_timeout_s`` is the bar's fill deadline: how long a bar follows its orders before it
+    cancels what is left of them (seconds in [0, 3600], default 30); ``poll_s`` how often it
+    asks a venue about an open order meanwhile (seconds in [0.01, 60], default 0.5).
+    ``retry_backoff_s`` is the bar lane's backoff: a failed bar is retried
+    ``retry_backoff_s × 2**attempts`` seconds after its failure, capped at an hour (seconds in
+    [0, 3600], default 5); after ``max_bar_retries`` failed retries ([0, 100], default 3) the
+    lane is halted until an operator runs ``allocator bar retry`` or ``abandon``.
     """
 
     SECTION: ClassVar[str] = "execution"
@@ -237,9 +259,19 @@ class ExecutionConfig:
     bar_interval_seconds: int = 86_400
     account: str = "paper"
     ledger_url: str = ""
+    max_intent_qty: int = 10**12
+    fill_timeout_s: float = 30.0
+    poll_s: float = 0.5
+    retry_backoff_s: float = 5.0
+    max_bar_retries: int = 3
 
     def __post_init__(self) -> None:
         """Convert the money fields to Decimal and check every field; raise ``ConfigError``."""
+        _seconds(self.SECTION, "retry_backoff_s", self.retry_backoff_s, 0.0, MAX_RETRY_BACKOFF_S)
+        _whole(self.SECTION, "max_bar_retries", self.max_bar_retries, 0, MAX_BAR_RETRIES)
+        _whole(self.SECTION, "max_intent_qty", self.max_intent_qty, 1, MAX_INTENT_QTY)
+        _seconds(self.SECTION, "fill_timeout_s", self.fill_timeout_s, 0.0, MAX_FILL_TIMEOUT_S)
+        _seconds(self.SECTION, "poll_s", self.poll_s, MIN_POLL_S, MAX_POLL_S)
         _money_field(self, self.SECTION, "max_leverage", Decimal(0), MAX_LEVERAGE)
         quantum = _decimal(self.SECTION, "cash_quantum", self.cash_quantum)
         object.__setattr__(self, "cash_quantum", quantum)

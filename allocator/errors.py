@@ -11,6 +11,8 @@ The hierarchy::
     ├── InputError (also ValueError)       a file, a row, a problem
     ├── SolverError (also RuntimeError)    a solver missed its tolerance
     ├── BarIncompleteError                 a bar cannot be settled yet (SPEC §9)
+    ├── PlanMismatchError                  a bar's rebuilt plan differs from its frozen one
+    ├── BarAbandonedError                  an operator abandoned the bar: it is not run
     └── BrokerError                        a broker call failed (SPEC §9)
         ├── OrderRejectedError             definitive: the venue does not hold the order
         ├── DuplicateOrderError            definitive: the venue holds it, look it up
@@ -27,12 +29,14 @@ from __future__ import annotations
 __all__ = [
     "AllocatorError",
     "AmbiguousBrokerError",
+    "BarAbandonedError",
     "BarIncompleteError",
     "BrokerError",
     "ConfigError",
     "DuplicateOrderError",
     "InputError",
     "OrderRejectedError",
+    "PlanMismatchError",
     "SolverError",
 ]
 
@@ -74,6 +78,18 @@ class SolverError(AllocatorError, RuntimeError):
 
 class BarIncompleteError(AllocatorError):
     """The bar cannot be settled yet (an order's outcome is unknown); run it again later."""
+
+
+class PlanMismatchError(AllocatorError):
+    """A bar's plan rebuilt from its frozen inputs gives other orders than the frozen ones.
+
+    The code that plans changed between two runs of one bar (or the stored plan was altered):
+    a state that cannot be proven, so nothing is sent (docs/decisions/0012-live-bar-path.md).
+    """
+
+
+class BarAbandonedError(AllocatorError):
+    """The bar was abandoned by an operator (final): it is neither planned nor sent again."""
 
 
 class BrokerError(AllocatorError):

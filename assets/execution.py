@@ -1,18 +1,39 @@
-"""One bar (SPEC §7-§9): intents from the inbox, gating, netting, the broker, attribution, P&L.
+"""One bar (SPEC §7-§9): the sealed inbox, the frozen plan, the broker, attribution, P&L.
 
 The bar is the run's ``allocator/bar`` tag (set by the bar sensor; kept by a re-execution).
 Budgets are the allocation the ledger published before the bar's session. Before anything is
 planned or sent, :func:`assets.guard.require_checked_allocation` refuses an allocation whose
 data-quality checks failed, in this run or in an earlier one.
+
+The chain (docs/decisions/0012-live-bar-path.md): ``bar_intents`` seals the bar (the sensor
+sealed it already when it requested the run; a bar launched by hand is sealed here) and shows
+its sealed inbox and the intents refused ``late``; ``bar_plan`` reconciles the venues and
+freezes the plan once (:func:`~allocator.execution.bar.load_or_freeze_plan`), or rebuilds the
+frozen one; ``gated_intents`` and ``netted_orders`` show that stored plan (never a plan
+recomputed from the live inbox); ``submitted_orders`` runs
+:func:`~allocator.execution.bar.run_bar`, which loads the same frozen plan, and shows each
+order's venue mode (``orders.mode``). So a re-execution of a failed run, from any step, sends
+the stored orders at most once.
+
+Crash tests inject a failure inside ``run_bar`` through the environment of the run
+(:func:`_checkpoint_hook`: ``ALLOCATOR_BAR_CHECKPOINT=kill@ack:`` SIGKILLs the run worker after
+the first acknowledgement is journaled, ``fail@NAME`` raises; ``ALLOCATOR_BAR_CHECKPOINT_ONCE``
+names a marker file so that it fires once). Unset, nothing is called.
 """
 
+import os
+import signal
+from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from allocator.execution.bar import plan_bar, run_bar
+from allocator.errors import InputError, PlanMismatchError
+from allocator.execution.bar import BarPlan, load_or_freeze_plan, run_bar
+from allocator.execution.ledger import BarState
 from allocator.execution.reconcile import reconcile_at_start
 from allocator.execution.records import Bar
 from assets._gx import markdown_table
@@ -27,29 +48,151 @@ from resources.dagster_resources import (
 )
 
 GROUP = "execution"
+CHECKPOINT_ENV = "ALLOCATOR_BAR_CHECKPOINT"
+CHECKPOINT_ONCE_ENV = "ALLOCATOR_BAR_CHECKPOINT_ONCE"
 
 
-def _plan(
-    bar: Bar,
-    store: Any,
-    settings: AllocatorSettings,
-    market: PricesResource,
-) -> Any:
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+def _checkpoint_hook() -> Callable[[str], None]:
+    """A failure injected at a named step of ``run_bar`` (for the crash tests; see the module
+    doc): ``ALLOCATOR_BAR_CHECKPOINT`` = ``kill@NAME`` (SIGKILL this process) or
+    ``fail@NAME`` (raise), ``NAME`` a checkpoint or its prefix (``ack:`` for the first
+    acknowledgement); with ``ALLOCATOR_BAR_CHECKPOINT_ONCE`` = a file path, it fires only
+    while that file does not exist (and creates it first), so the retry runs through."""
+    spec = os.environ.get(CHECKPOINT_ENV, "")
+    if not spec:
+        return _no_checkpoint
+    action, _, name = spec.partition("@")
+    if action not in ("kill", "fail") or not name:
+        raise dg.Failure(f"{CHECKPOINT_ENV} must be kill@NAME or fail@NAME, got {spec!r}")
+    once = os.environ.get(CHECKPOINT_ONCE_ENV, "")
+
+    def hook(step: str) -> None:
+        if not step.startswith(name):
+            return
+        if once:
+            marker = Path(once)
+            if marker.exists():
+                return
+            marker.write_text(f"{action}@{step} pid {os.getpid()}\n", encoding="utf-8")
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise RuntimeError(f"injected failure at checkpoint {step} ({CHECKPOINT_ENV})")
+
+    return hook
+
+
+def _stored_plan(bar: Bar, store: Any, settings: AllocatorSettings) -> BarPlan:
+    """The bar's plan rebuilt from its frozen inputs (never the live inbox); a bar with no
+    frozen plan fails the step (``bar_plan`` freezes it)."""
+    if store.frozen_plan(bar) is None:
+        raise dg.Failure(f"bar {bar} has no frozen plan: materialize bar_plan first")
     config = settings.config()
-    intents = store.intents_for_bar(bar)
-    budgets = store.budgets(bar.key[:10], config.execution.max_leverage)
-    return plan_bar(
-        intents,
-        bar=bar,
-        prices=market.prices(bar.key),
-        positions=store.positions(),
-        budgets=budgets,
-        instruments=settings.instruments(),
-        routing=config.routing,
-        total_capital=config.allocation.total_capital,
-        account=config.execution.account,
-        halted_venues=store.halted_venues(),
+    try:
+        return load_or_freeze_plan(
+            store,
+            bar,
+            prices=None,
+            budgets=None,
+            instruments=settings.instruments(),
+            routing=config.routing,
+            total_capital=config.allocation.total_capital,
+            account=config.execution.account,
+        )
+    except PlanMismatchError as exc:
+        raise dg.Failure(str(exc)) from exc
+
+
+def _orders_frame(plan: BarPlan, settings: AllocatorSettings) -> pd.DataFrame:
+    instruments = settings.instruments()
+    rows = []
+    for o in plan.orders:
+        lot = instruments[o.symbol].lot_size if o.symbol in instruments else Decimal(0)
+        rows.append(
+            {
+                "symbol": o.symbol,
+                "side": o.side.value,
+                "qty": str(o.qty),
+                "net_signed": str(o.side.sign * o.qty),
+                "lot_size": str(lot),
+                "venue": o.venue.value,
+                "asset_class": o.asset_class.value,
+                "reference_price": str(o.reference_price),
+                "notional": float(o.qty * o.reference_price),
+                "client_order_id": o.client_order_id,
+                "buy_qty": str(o.buy_qty),
+                "sell_qty": str(o.sell_qty),
+            }
+        )
+    return pd.DataFrame(rows, columns=ORDER_COLUMNS)
+
+
+def _gated_frame(plan: BarPlan) -> pd.DataFrame:
+    gated = plan.gated()
+    return pd.DataFrame(
+        {
+            "intent_id": [g.intent_id for g in gated],
+            "strategy": [g.strategy for g in gated],
+            "symbol": [g.symbol for g in gated],
+            "requested_qty": [str(g.requested_qty) for g in gated],
+            "accepted_qty": [str(g.accepted_qty) for g in gated],
+            "reason": [None if g.reason is None else g.reason.value for g in gated],
+            "routed_from": [g.routed_from for g in gated],
+            "detail": [g.detail for g in gated],
+        },
+        columns=[
+            "intent_id",
+            "strategy",
+            "symbol",
+            "requested_qty",
+            "accepted_qty",
+            "reason",
+            "routed_from",
+            "detail",
+        ],
     )
+
+
+def _lifecycle_metadata(store: Any, bar: Bar) -> dict[str, Any]:
+    """The bar's lifecycle row and the lane's halt, as run metadata (docs/decisions/0012)."""
+    status = store.bar_status(bar)
+    halt = store.lane_halt()
+    out: dict[str, Any] = {"lane_halted": halt is not None}
+    if halt is not None:
+        out["lane_halt_reason"] = halt.reason
+    if status is None:
+        out["bar_state"] = "not sealed"
+        return out
+    out.update(
+        {
+            "bar_state": status.state.value,
+            "sealed_by": status.sealed_by,
+            "sealed_at": status.sealed_at.isoformat(),
+            "failed_attempts": status.attempts,
+        }
+    )
+    if status.last_error:
+        out["last_error"] = status.last_error
+    return out
+
+
+ORDER_COLUMNS = [
+    "symbol",
+    "side",
+    "qty",
+    "net_signed",
+    "lot_size",
+    "venue",
+    "asset_class",
+    "reference_price",
+    "notional",
+    "client_order_id",
+    "buy_qty",
+    "sell_qty",
+]
 
 
 def _reconcile_venues(
@@ -78,10 +221,20 @@ def _reconcile_venues(
 def bar_intents(
     context: dg.AssetExecutionContext, ledger: LedgerResource
 ) -> dg.MaterializeResult[pd.DataFrame]:
-    """The strategies' intents for this bar, from the ledger's inbox."""
+    """The bar's sealed inbox: its intents once the bar is sealed (by the bar sensor when it
+    requested the run; here, ``by="bar_job"``, for a bar launched by hand). A later intent for
+    it is refused ``late`` (SPEC §7 sealing)."""
     bar = bar_of(context)
     with ledger.open() as store:
+        sealed = store.seal_bar(bar, by="bar_job")
+        if sealed.state is BarState.ABANDONED:
+            raise dg.Failure(
+                f"bar {bar} was abandoned by {sealed.abandoned_by}: {sealed.abandoned_reason}; "
+                "nothing of it is planned or sent"
+            )
         intents = store.intents_for_bar(bar)
+        late = store.refusals(bar)
+        lifecycle = _lifecycle_metadata(store, bar)
     frame = pd.DataFrame(
         {
             "intent_id": [i.intent_id for i in intents],
@@ -93,18 +246,25 @@ def bar_intents(
         },
         columns=["intent_id", "strategy", "symbol", "asset_class", "qty", "bar"],
     )
+    refused = pd.DataFrame(
+        [{"intent_id": r.key, "reason": r.reason.value, "detail": r.detail} for r in late],
+        columns=["intent_id", "reason", "detail"],
+    )
     return dg.MaterializeResult(
         value=frame,
         metadata={
             "dagster/row_count": len(frame),
             "bar": bar.key,
             "strategies_submitted": int(frame["strategy"].nunique()),
+            "refused_late": len(refused),
+            "late_refusals": dg.MetadataValue.md(markdown_table(refused)),
+            **lifecycle,
         },
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"pandas"})
-def gated_intents(
+@dg.asset(group_name=GROUP, kinds={"pandas", "sqlite"})
+def bar_plan(
     context: dg.AssetExecutionContext,
     bar_intents: pd.DataFrame,
     ledger: LedgerResource,
@@ -112,42 +272,74 @@ def gated_intents(
     market: PricesResource,
     paper: PaperBrokerResource,
 ) -> dg.MaterializeResult[pd.DataFrame]:
-    """Every intent's accepted quantity against its strategy's budget, with the reason of any
-    cut."""
+    """The bar's one plan, frozen in the ledger (docs/decisions/0012-live-bar-path.md): the
+    orders planned once from the sealed inbox. Every later step and every re-run shows and
+    sends this stored plan (rebuilt from its frozen inputs, its digest checked)."""
     require_checked_allocation(context)
     bar = bar_of(context)
+    config = settings.config()
     with ledger.open() as store:
-        _reconcile_venues(context, bar, store, paper, settings)
-        plan = _plan(bar, store, settings, market)
-    gated = plan.gated()
-    frame = pd.DataFrame(
-        {
-            "intent_id": [g.intent_id for g in gated],
-            "strategy": [g.strategy for g in gated],
-            "symbol": [g.symbol for g in gated],
-            "requested_qty": [str(g.requested_qty) for g in gated],
-            "accepted_qty": [str(g.accepted_qty) for g in gated],
-            "reason": [None if g.reason is None else g.reason.value for g in gated],
-            "routed_from": [g.routed_from for g in gated],
-            "detail": [g.detail for g in gated],
+        frozen_before = store.frozen_plan(bar) is not None
+        if not frozen_before:
+            # Not planned yet: the halts a reconciliation finds now go into the plan.
+            _reconcile_venues(context, bar, store, paper, settings)
+        try:
+            plan = load_or_freeze_plan(
+                store,
+                bar,
+                prices=market.prices(bar.key) if not frozen_before else None,
+                budgets=store.budgets(bar.key[:10], config.execution.max_leverage),
+                instruments=settings.instruments(),
+                routing=config.routing,
+                total_capital=config.allocation.total_capital,
+                account=config.execution.account,
+                sealed_by="bar_job",
+            )
+        except PlanMismatchError as exc:
+            raise dg.Failure(str(exc)) from exc
+        stored = store.frozen_plan(bar)
+        lifecycle = _lifecycle_metadata(store, bar)
+    assert stored is not None
+    frame = _orders_frame(plan, settings)
+    gated = _gated_frame(plan)
+    cut = gated[gated["reason"].notna()]
+    return dg.MaterializeResult(
+        value=frame,
+        metadata={
+            "dagster/row_count": len(frame),
+            "bar": bar.key,
+            "plan_digest": stored[1],
+            "frozen_by_this_run": not frozen_before,
+            "intents": len(gated),
+            "cut_or_refused": len(cut),
+            "orders": dg.MetadataValue.md(markdown_table(frame)),
+            "cuts": dg.MetadataValue.md(markdown_table(cut)),
+            **lifecycle,
         },
-        columns=[
-            "intent_id",
-            "strategy",
-            "symbol",
-            "requested_qty",
-            "accepted_qty",
-            "reason",
-            "routed_from",
-            "detail",
-        ],
     )
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"})
+def gated_intents(
+    context: dg.AssetExecutionContext,
+    bar_plan: pd.DataFrame,
+    ledger: LedgerResource,
+    settings: AllocatorSettings,
+) -> dg.MaterializeResult[pd.DataFrame]:
+    """Every intent's accepted quantity against its strategy's budget, with the reason of any
+    cut, as the stored plan decided it."""
+    bar = bar_of(context)
+    with ledger.open() as store:
+        plan = _stored_plan(bar, store, settings)
+        digest = store.frozen_plan(bar)[1]
+    frame = _gated_frame(plan)
     cut = frame[frame["reason"].notna()]
     return dg.MaterializeResult(
         value=frame,
         metadata={
             "dagster/row_count": len(frame),
             "bar": bar.key,
+            "plan_digest": digest,
             "cut_or_refused": len(cut),
             "cuts": dg.MetadataValue.md(markdown_table(cut)),
         },
@@ -160,51 +352,21 @@ def netted_orders(
     gated_intents: pd.DataFrame,
     ledger: LedgerResource,
     settings: AllocatorSettings,
-    market: PricesResource,
 ) -> dg.MaterializeResult[pd.DataFrame]:
-    """One net order per symbol: the sum of the strategies' accepted quantities."""
+    """One net order per symbol: the sum of the strategies' accepted quantities (the stored
+    plan's orders)."""
     bar = bar_of(context)
     with ledger.open() as store:
-        plan = _plan(bar, store, settings, market)
+        plan = _stored_plan(bar, store, settings)
+        digest = store.frozen_plan(bar)[1]
     accepted = gated_intents.assign(acc=gated_intents["accepted_qty"].map(Decimal))
     sums = accepted.groupby("symbol")["acc"].agg(lambda s: sum(s, Decimal(0)))
-    instruments = settings.instruments()
-    rows = []
-    for o in plan.orders:
-        lot = instruments[o.symbol].lot_size if o.symbol in instruments else Decimal(0)
-        rows.append(
-            {
-                "symbol": o.symbol,
-                "side": o.side.value,
-                "qty": str(o.qty),
-                "net_signed": str(o.side.sign * o.qty),
-                "accepted_sum": str(sums.get(o.symbol, Decimal(0))),
-                "lot_size": str(lot),
-                "venue": o.venue.value,
-                "asset_class": o.asset_class.value,
-                "reference_price": str(o.reference_price),
-                "notional": float(o.qty * o.reference_price),
-                "client_order_id": o.client_order_id,
-                "buy_qty": str(o.buy_qty),
-                "sell_qty": str(o.sell_qty),
-            }
-        )
-    columns = [
-        "symbol",
-        "side",
-        "qty",
-        "net_signed",
+    frame = _orders_frame(plan, settings)
+    frame.insert(
+        4,
         "accepted_sum",
-        "lot_size",
-        "venue",
-        "asset_class",
-        "reference_price",
-        "notional",
-        "client_order_id",
-        "buy_qty",
-        "sell_qty",
-    ]
-    frame = pd.DataFrame(rows, columns=columns)
+        [str(sums.get(symbol, Decimal(0))) for symbol in frame["symbol"]],
+    )
     gross = sum((Decimal(q).copy_abs() for q in accepted["accepted_qty"]), Decimal(0))
     net = sum((Decimal(q) for q in frame["qty"]), Decimal(0))
     return dg.MaterializeResult(
@@ -212,6 +374,7 @@ def netted_orders(
         metadata={
             "dagster/row_count": len(frame),
             "bar": bar.key,
+            "plan_digest": digest,
             "orders": dg.MetadataValue.md(markdown_table(frame)),
             "gross_accepted_qty": float(gross),
             "net_order_qty": float(net),
@@ -229,31 +392,39 @@ def submitted_orders(
     settings: AllocatorSettings,
     market: PricesResource,
 ) -> dg.MaterializeResult[pd.DataFrame]:
-    """The bar's orders journaled and sent once (deterministic ids), with the broker's answer."""
+    """The stored plan's orders journaled and sent once (deterministic ids), followed to the
+    fill deadline, every acknowledgement and fill journaled as it arrives, the bar settled."""
     require_checked_allocation(context)
     bar = bar_of(context)
     config = settings.config()
     instruments = settings.instruments()
+    hook = _checkpoint_hook()
     with ledger.open() as store:
-        budgets = store.budgets(bar.key[:10], config.execution.max_leverage)
         paper_config = paper.config()
         brokers = pipeline_venues(instruments, ledger=store, paper=paper_config)
-        run = run_bar(
-            ledger=store,
-            brokers=brokers,
-            bar=bar,
-            intents=store.intents_for_bar(bar),
-            prices=market.prices(bar.key),
-            budgets=budgets,
-            instruments=instruments,
-            routing=config.routing,
-            total_capital=config.allocation.total_capital,
-            account=config.execution.account,
-            cash_quantum=config.execution.cash_quantum,
-            fee_model=paper_config.fees.fee,
-            lookup_delay_s=0.05,
-        )
+        try:
+            run = run_bar(
+                ledger=store,
+                brokers=brokers,
+                bar=bar,
+                prices=None,  # the frozen plan's (bar_plan froze it)
+                budgets=None,
+                instruments=instruments,
+                routing=config.routing,
+                total_capital=config.allocation.total_capital,
+                account=config.execution.account,
+                cash_quantum=config.execution.cash_quantum,
+                fee_model=paper_config.fees.fee,
+                lookup_delay_s=0.05,
+                fill_timeout_s=config.execution.fill_timeout_s,
+                poll_s=config.execution.poll_s,
+                sealed_by="bar_job",
+                checkpoint=hook,
+            )
+        except (PlanMismatchError, InputError) as exc:
+            raise dg.Failure(str(exc)) from exc
         journal = store.orders(bar)
+        lifecycle = _lifecycle_metadata(store, bar)
     frame = pd.DataFrame(
         [
             {
@@ -262,6 +433,7 @@ def submitted_orders(
                 "side": o["side"],
                 "qty": str(o["qty"]),
                 "venue": o["venue"],
+                "mode": o.get("mode"),
                 "state": o["state"],
                 "filled_qty": str(o["filled_qty"]),
                 "avg_price": None if o["avg_price"] is None else str(o["avg_price"]),
@@ -275,6 +447,7 @@ def submitted_orders(
             "side",
             "qty",
             "venue",
+            "mode",
             "state",
             "filled_qty",
             "avg_price",
@@ -288,6 +461,7 @@ def submitted_orders(
             metadata={"planned": sorted(planned), "journaled": sorted(frame["client_order_id"])},
         )
     placed = sum(1 for s in run.submissions if s.placed_by_this_call)
+    modes = {f"{v} ({m})" for v, m in zip(frame["venue"], frame["mode"], strict=True)}
     return dg.MaterializeResult(
         value=frame,
         metadata={
@@ -296,7 +470,9 @@ def submitted_orders(
             "placed_by_this_run": placed,
             "already_at_broker": len(frame) - placed,
             "bar_already_recorded": run.outcome is None,
+            "venue_modes": ", ".join(sorted(modes)) or "no orders",
             "orders": dg.MetadataValue.md(markdown_table(frame)),
+            **lifecycle,
         },
     )
 

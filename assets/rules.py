@@ -5,15 +5,15 @@ four rule outputs; the last session is "today". ``allocations`` publishes today'
 strategy to the ledger, which the per-bar job reads as budgets.
 """
 
-from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from allocator.data import build_panel, load_returns, validate_returns
+from allocator.data import load_returns
 from allocator.execution.inbox import ReturnRow
+from allocator.rebalance import allocation_frame, decide, published_rows, returns_frame
 from allocator.states import BreakerState
 from assets._gx import markdown_table
 from assets.tags import SESSION_TAG
@@ -39,16 +39,7 @@ def strategy_returns(
             ]
             ingested = store.submit_returns(rows, source=ledger.returns_source).accepted
         stored = store.returns()
-    frame = pd.DataFrame(
-        {
-            "date": [r.date for r in stored],
-            "strategy": [r.strategy for r in stored],
-            "return": [np.nan if r.value is None else r.value for r in stored],
-        }
-    )
-    through = context.run.tags.get(SESSION_TAG)
-    if through:
-        frame = frame[frame["date"] <= through].reset_index(drop=True)
+    frame = returns_frame(stored, context.run.tags.get(SESSION_TAG))
     return dg.MaterializeResult(
         value=frame,
         metadata={
@@ -100,104 +91,14 @@ def rule_set(
     context: dg.AssetExecutionContext, returns: pd.DataFrame, settings: AllocatorSettings
 ) -> Any:
     """One replay of the history decides vols, weights, flags and breaker states (SPEC §2-§6)."""
-    from allocator.replay import replay  # numba kernels: loaded by the rebalance only, not per bar
-
-    config = settings.config()
-    frame = validate_returns(returns, "ledger:daily_returns")
-    panel = build_panel(frame, config.calendar.name)
-    last_day = panel.sessions[-1]
-    captured: dict[str, Any] = {}
-
-    def on_pairs(date: np.datetime64, stream: Any, persistence: int) -> None:
-        if date == last_day:
-            captured.update(
-                corr=stream.corr.copy(),
-                breach=stream.breach_run.copy(),
-                calm=stream.calm_run.copy(),
-                persistence=persistence,
-            )
-
-    result = replay(panel, config, on_pairs=on_pairs)
-    t = len(result.sessions) - 1
-    day = str(result.sessions[t])[:10]
-    names = list(result.strategies)
-    vol_w = config.sizing.vol_window
-    window = panel.values[max(0, t - vol_w + 1) : t + 1]
-    full_window = (window.shape[0] == vol_w) & ~np.isnan(window).any(axis=0)
-    # SPEC §2: an all-equal window has vol 0 (not eligible); the vols check must allow it.
-    all_equal = full_window & np.all(window == window[-1:], axis=0)
-
-    vols = pd.DataFrame(
-        {
-            "date": day,
-            "strategy": names,
-            "vol_60d": result.vol[t],
-            "sharpe_90d": result.sharpe[t],
-            "mtd_return": result.mtd[t],
-            "full_window": full_window,
-            "all_equal": all_equal,
-        }
-    )
-    recomputes = [e for e in result.events if e.kind == "rebalance"]
-    last_recompute = str(recomputes[-1].date)[:10] if recomputes else ""
-    last_kind = recomputes[-1].detail if recomputes else ""
-    vol_now = result.vol[t]
-    eligible = ~result.benched[t] & np.isfinite(vol_now) & (vol_now > 0)
-    weights = pd.DataFrame(
-        {
-            "date": day,
-            "strategy": names,
-            "benched": result.benched[t],
-            "eligible": eligible,
-            "vol_60d": vol_now,
-            "base_weight": result.base_weight[t],
-            "recomputed_today": last_recompute == day,
-        }
-    )
-    n = len(names)
-    a_idx, b_idx = np.triu_indices(n, k=1)
-    rows = []
-    if captured:
-        for p, (i, j) in enumerate(zip(a_idx.tolist(), b_idx.tolist(), strict=True)):
-            item = (
-                float(captured["corr"][p]),
-                int(captured["breach"][p]),
-                int(captured["calm"][p]),
-                bool(captured["breach"][p] >= captured["persistence"]),
-            )
-            rows.append((names[i], names[j], *item))
-            rows.append((names[j], names[i], *item))  # both orders: the matrix is checkable
-    flags = pd.DataFrame(
-        rows, columns=["strategy_a", "strategy_b", "corr_90d", "breach_run", "calm_run", "flagged"]
-    )
-    flags.insert(0, "date", day)
-    states = [BreakerState(int(s)).label for s in result.breaker_state[t]]
-    breaker = pd.DataFrame(
-        {
-            "date": day,
-            "strategy": names,
-            "mtd_return": result.mtd[t],
-            "breaker_state": states,
-            "multiplier": result.multiplier[t],
-            "benched": result.benched[t],
-            "base_weight": result.base_weight[t],
-            "final_weight": result.final_weight[t],
-            "capital": result.capital[t],
-        }
-    )
-    events = pd.DataFrame(
-        {
-            "date": [str(e.date)[:10] for e in result.events],
-            "kind": [e.kind for e in result.events],
-            "strategy": [e.strategy or "" for e in result.events],
-            "detail": [e.detail for e in result.events],
-        },
-        columns=["date", "kind", "strategy", "detail"],
-    )
-    sessions_since = (
-        int(np.sum(result.sessions > np.datetime64(last_recompute))) if recomputes else 0
-    )
-    context.log.info(f"replayed {len(result.sessions)} sessions x {n} strategies through {day}")
+    decision = decide(returns, settings.config())
+    day, n = decision.session, len(decision.breaker)
+    vols, weights, flags = decision.vols, decision.weights, decision.flags
+    breaker, events = decision.breaker, decision.events
+    vol_now = weights["vol_60d"].to_numpy()
+    eligible = weights["eligible"].to_numpy()
+    states = breaker["breaker_state"].tolist()
+    context.log.info(f"replayed {decision.sessions} sessions x {n} strategies through {day}")
     yield dg.MaterializeResult(
         asset_key="strategy_vols",
         value=vols,
@@ -215,9 +116,9 @@ def rule_set(
             "dagster/row_count": len(weights),
             "weights": dg.MetadataValue.md(markdown_table(weights)),
             "eligible": int(eligible.sum()),
-            "last_recompute": last_recompute,
-            "last_recompute_kind": last_kind,
-            "sessions_since_recompute": sessions_since,
+            "last_recompute": decision.last_recompute,
+            "last_recompute_kind": decision.last_recompute_kind,
+            "sessions_since_recompute": decision.sessions_since_recompute,
         },
     )
     yield dg.MaterializeResult(
@@ -240,7 +141,7 @@ def rule_set(
             "states": dg.MetadataValue.md(markdown_table(breaker)),
             "number_half": int(sum(s == BreakerState.HALF.label for s in states)),
             "number_halted": int(sum(s == BreakerState.HALTED.label for s in states)),
-            "number_benched": int(result.benched[t].sum()),
+            "number_benched": int(breaker["benched"].sum()),
         },
     )
     yield dg.MaterializeResult(
@@ -262,26 +163,8 @@ def allocations(
 ) -> dg.MaterializeResult[pd.DataFrame]:
     """Capital per strategy published at today's close (budget from the next session), in the
     ledger."""
-    from resources.ledger import AllocationRow, EventRow
-
-    frame = breaker_multipliers[
-        ["date", "strategy", "capital", "final_weight", "breaker_state", "benched"]
-    ].copy()
-    rows = [
-        AllocationRow(
-            date=r.date,
-            strategy=r.strategy,
-            capital=Decimal(repr(float(r.capital))),
-            final_weight=float(r.final_weight),
-            breaker_state=str(r.breaker_state),
-            benched=bool(r.benched),
-        )
-        for r in frame.itertuples(index=False)
-    ]
-    events = [
-        EventRow(date=e.date, kind=e.kind, strategy=e.strategy or None, detail=e.detail)
-        for e in rule_events.itertuples(index=False)
-    ]
+    frame = allocation_frame(breaker_multipliers)
+    rows, events = published_rows(breaker_multipliers, rule_events)
     with ledger.open() as store:
         store.write_allocations(rows)
         store.write_events(events)

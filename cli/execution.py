@@ -18,6 +18,7 @@ import argparse
 import csv
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -112,7 +113,13 @@ def _intents_submit(args: argparse.Namespace) -> int:
     instruments = _instruments(settings)
     now = datetime.now(UTC)
     if args.now:
-        now = datetime.fromisoformat(args.now)
+        try:
+            now = datetime.fromisoformat(args.now)
+            now - config.execution.bar_tolerance * timedelta(
+                seconds=config.execution.bar_interval_seconds
+            )
+        except (ValueError, OverflowError):
+            raise InputError("--now", None, f"{args.now!r} is not an ISO-8601 instant") from None
         if now.tzinfo is None:
             raise InputError("--now", None, f"{args.now!r} needs a timezone")
     ledger = _open_ledger(settings)
@@ -127,16 +134,28 @@ def _intents_submit(args: argparse.Namespace) -> int:
             now=now,
             bar_tolerance=config.execution.bar_tolerance,
             bar_interval=timedelta(seconds=config.execution.bar_interval_seconds),
+            max_intent_qty=config.execution.max_intent_qty,
         )
         report = ledger.submit_intents(intents, source=source)
     finally:
         ledger.close()
-    bad = _print_refusals([*refused, *report.refused])
+    bad = _print_refusals([*refused, *_file_rows(report.refused, rows)])
     print(
         f"{source}: {report.accepted} intent(s) stored, {report.unchanged} already stored, "
         f"{bad} refused"
     )
     return 1 if bad else 0
+
+
+def _file_rows(
+    refusals: Iterable[RowRefusal], rows: Sequence[tuple[int, Mapping[str, str]]]
+) -> list[RowRefusal]:
+    """The ledger's refusals with the file's row number of their intent id (the ledger counts
+    the intents it was given, not the file's rows)."""
+    first: dict[str, int] = {}
+    for number, row in rows:
+        first.setdefault((row.get("intent_id") or "").strip(), number)
+    return [replace(item, row=first[item.key]) if item.key in first else item for item in refusals]
 
 
 def _returns_submit(args: argparse.Namespace) -> int:
@@ -245,6 +264,7 @@ def _net(args: argparse.Namespace) -> int:
         strategies=None,
         instruments=None,
         now=None,
+        max_intent_qty=config.execution.max_intent_qty,
     )
     bars = sorted({i.bar.key for i in intents})
     if len(bars) > 1:

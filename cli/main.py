@@ -22,6 +22,9 @@ _COMMAND_MODULES = (
     "cli.execution",
     "cli.broker",
     "cli.demo",
+    "cli.bar",
+    "cli.book",
+    "cli.rebalance",
 )
 
 

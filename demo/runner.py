@@ -272,7 +272,6 @@ def run_demo(
                     ledger=store,
                     brokers=brokers,
                     bar=bar,
-                    intents=store.intents_for_bar(bar),
                     prices=dict(zip(market.symbols, prices, strict=True)),
                     budgets=store.budgets(bar.key, cfg.execution.max_leverage),
                     instruments=instruments,

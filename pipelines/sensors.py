@@ -3,7 +3,7 @@
 A bar is ready when every active strategy (not benched in the latest published allocation;
 every registered strategy before the first allocation) has submitted an intent for it, or when
 ``bar_deadline_seconds`` have passed since its first intent. ``run_key`` is the bar, and the
-cursor is the last bar launched, so a bar never runs twice from the sensor.
+cursor is the last bar launched (a retry of a failed bar has a run key of its own).
 
 Latency: ``dagster-daemon`` evaluates sensors at most once per loop, and its loop period is a
 constant of Dagster (``MIN_INTERVAL_LOOP_TIME = 5`` s in ``dagster._daemon.sensor``, not
@@ -24,15 +24,36 @@ No overlap: the instance launches runs at once (default run coordinator, no queu
 path), so the sensor itself requests one bar at a time and only while no bar-lane run is queued
 or in progress; a bar that becomes ready while its predecessor runs is requested as soon as that
 run ends (within the same held evaluation).
+
+Sealing and the lane (docs/decisions/0012-live-bar-path.md): the sensor seals a bar
+(``seal_bar(bar, by="bar_sensor")``) before it returns its ``RunRequest``, so an intent that
+arrives after the request is refused ``late``. It never requests a later bar while a sealed bar
+is open (``Ledger.open_bars``: not settled nor abandoned). When the open bar's latest bar-lane
+run (tag ``allocator/bar``) FAILED, was CANCELED, or ended with the bar still open, the sensor
+counts it (``record_bar_failure``: the stored error starts with the run's id, so a run is
+counted once) and schedules the retry ``[execution] retry_backoff_s × 2**attempts`` later
+(capped at an hour); once due it requests the bar again with a new ``run_key`` per attempt
+(:func:`retry_run_key`: the bar, then ``BAR#retry1``, ``BAR#retry2`` ...), tagged like the
+first. After ``[execution] max_bar_retries`` failed retries it halts the lane (``halt_lane``,
+the reason names the bar and its last error) and requests nothing until ``allocator bar retry``
+or ``allocator bar abandon``. A bar sealed but never launched (the daemon died between the seal
+and the launch) is open with no run: it is requested again. Each failure and halt is also
+reported as a runless evaluation of the ``bar_lane_ok`` check (:mod:`assets.lane`), and the
+skip reason says what the lane waits for.
 """
 
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from allocator.config import MAX_RETRY_DELAY_S, ExecutionConfig
+from allocator.execution.ledger import BarState, BarStatus
+from allocator.execution.records import parse_bar
 from allocator.settings import Settings
+from assets.lane import lane_evaluation
 from assets.tags import BAR_LANE, BAR_TAG
 from pipelines.jobs import bar_job, bar_job_multiprocess
 from resources.dagster_resources import AllocatorSettings, LedgerResource
@@ -99,7 +120,8 @@ def build_bar_sensor(settings: Settings) -> dg.SensorDefinition:
         ),
         description=(
             "Launches bar_job once per bar of the intent inbox when the bar is complete, one "
-            "bar at a time; each evaluation watches the inbox for one daemon loop."
+            "bar at a time, sealing the bar as it asks; a failed bar is retried with backoff "
+            "and stops the lane (no later bar) until it is settled or abandoned."
         ),
     )
     def _bar_sensor(
@@ -108,6 +130,198 @@ def build_bar_sensor(settings: Settings) -> dg.SensorDefinition:
         return _evaluate(context, ledger, settings, job_name=job_name)
 
     return _bar_sensor
+
+
+FAILED_RUN = (
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+    dg.DagsterRunStatus.SUCCESS,  # a run that ended with its bar still open did not settle it
+)
+
+
+def latest_bar_run(instance: dg.DagsterInstance, bar: str) -> dg.DagsterRun | None:
+    """The newest run of ``bar`` (tag ``allocator/bar``, any bar-lane job or re-execution)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={BAR_TAG: bar, **BAR_LANE}), limit=1)
+    return runs[0] if runs else None
+
+
+def run_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    """Why ``run`` failed: its first step failure's error, else its run-failure message."""
+    if run.status is dg.DagsterRunStatus.CANCELED:
+        return "the run was canceled"
+    if run.status is dg.DagsterRunStatus.SUCCESS:
+        return "the run succeeded but did not settle the bar"
+    for kind in (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE):
+        for entry in instance.all_logs(run.run_id, of_type=kind):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            data = (
+                getattr(event, "step_failure_data", None)
+                if kind is dg.DagsterEventType.STEP_FAILURE
+                else None
+            )
+            error = getattr(data, "error", None)
+            if error is not None:
+                while getattr(error, "cause", None) is not None:  # the user code's own error
+                    error = error.cause
+                step = event.step_key or "?"
+                return f"step {step}: {error.cls_name}: {error.message.strip()}"[:2000]
+            if event.message:
+                return event.message.strip()[:2000]
+    return "the run failed (no error recorded)"
+
+
+def failure_text(run: dg.DagsterRun, error: str) -> str:
+    """The ``last_error`` stored for a failed run: it starts with the run's id (how the sensor
+    knows that run's failure is already counted)."""
+    return f"run {run.run_id} {run.status.value}: {error}"
+
+
+def retry_run_key(bar: str, attempts: int) -> str:
+    """The run key of a bar's attempt: the bar for the first, ``BAR#retryN`` after N failures."""
+    return bar if attempts == 0 else f"{bar}#retry{attempts}"
+
+
+def retry_delay_s(backoff_s: float, attempts_before: int) -> float:
+    """``backoff_s × 2**attempts_before``, capped (``MAX_RETRY_DELAY_S``)."""
+    return float(min(backoff_s * float(2 ** min(attempts_before, 30)), MAX_RETRY_DELAY_S))
+
+
+@dataclass
+class _Evaluation:
+    """What one held evaluation decided so far: check evaluations to report, the last skip."""
+
+    events: list[dg.AssetCheckEvaluation] = field(default_factory=list)
+    skip: str = ""
+
+
+def _request(bar: str, attempts: int, job_name: str, cursor: str) -> dg.SensorResult:
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=retry_run_key(bar, attempts),
+                job_name=job_name,
+                tags={BAR_TAG: bar, **BAR_LANE},
+            )
+        ],
+        cursor=max(cursor, bar),
+    )
+
+
+def _open_bar_step(
+    context: dg.SensorEvaluationContext,
+    store: "Ledger",
+    execution: ExecutionConfig,
+    open_bars: list[BarStatus],
+    state: _Evaluation,
+    *,
+    job_name: str,
+    after: str,
+) -> dg.SensorResult | None:
+    """The lane has an open bar (the earliest): record its failed run, halt the lane after the
+    last retry, or request it again once due (or for the first time: sealed, never launched)."""
+    status = open_bars[0]
+    bar = status.bar
+    in_flight = bar_runs_in_flight(context.instance)
+    if in_flight:
+        state.skip = f"bar {bar} is open; waiting for run(s) {in_flight}"
+        return None
+    latest = latest_bar_run(context.instance, bar)
+    counted = latest is not None and (status.last_error or "").startswith(f"run {latest.run_id} ")
+    if latest is not None and not counted and latest.status in FAILED_RUN:
+        delay = retry_delay_s(execution.retry_backoff_s, status.attempts)
+        status = store.record_bar_failure(
+            parse_bar(bar),
+            failure_text(latest, run_error(context.instance, latest)),
+            retry_at=datetime.now(UTC) + timedelta(seconds=delay),
+        )
+        context.log.warning(f"bar {bar}: attempt {status.attempts} failed: {status.last_error}")
+        _free_pool_slots(context, latest)
+        retries = status.attempts - 1
+        if retries >= execution.max_bar_retries:
+            store.halt_lane(
+                f"bar {bar} failed {status.attempts} time(s) ({retries} retries, "
+                f"[execution] max_bar_retries = {execution.max_bar_retries}); last error: "
+                f"{status.last_error}",
+                bar=parse_bar(bar),
+            )
+        open_bars = [status, *open_bars[1:]]
+        state.events.append(lane_evaluation(store.lane_halt(), open_bars))
+        if store.lane_halt() is not None:
+            state.skip = _halted(store)
+            return None
+    due = status.next_retry_at
+    if status.state is BarState.FAILED and due is not None and due > datetime.now(UTC):
+        state.skip = (
+            f"bar {bar} failed {status.attempts} time(s), next retry at "
+            f"{due.isoformat()}: {status.last_error}"
+        )
+        return None
+    why = "retry" if status.attempts else "sealed but never launched"
+    context.log.info(f"bar {bar}: requesting it again ({why}, attempt {status.attempts + 1})")
+    return _request(bar, status.attempts, job_name, after)
+
+
+def _free_pool_slots(context: dg.SensorEvaluationContext, run: dg.DagsterRun) -> None:
+    """Give back the concurrency-pool slots the ended ``run`` still holds.
+
+    A run worker that died (SIGKILL, the machine) never releases its step's slot of the
+    ``broker`` pool (limit 1), so the bar's retry would wait for it for ever. The run has
+    ended (run monitoring saw its worker gone, or it failed or was canceled), so its slots are
+    free to take; ``run_monitoring.free_slots_after_run_end_seconds`` in ``dagster.yaml`` does
+    the same for any run, a little later."""
+    storage = context.instance.event_log_storage
+    if run.status is dg.DagsterRunStatus.SUCCESS or not storage.supports_global_concurrency_limits:
+        return
+    storage.free_concurrency_slots_for_run(run.run_id)
+
+
+def _halted(store: "Ledger") -> str:
+    halt = store.lane_halt()
+    if halt is None:
+        return ""
+    return (
+        f"the bar lane is halted since {halt.halted_at.isoformat()}: {halt.reason}; "
+        "`allocator bar retry BAR` or `allocator bar abandon BAR --reason ...`"
+    )
+
+
+def _step(
+    context: dg.SensorEvaluationContext,
+    store: "Ledger",
+    settings: AllocatorSettings,
+    execution: ExecutionConfig,
+    state: _Evaluation,
+    active: set[str],
+    *,
+    job_name: str,
+    after: str,
+) -> dg.SensorResult | None:
+    """One look at the lane and the inbox: a run request, or ``None`` with ``state.skip``."""
+    halted = _halted(store)
+    if halted:
+        state.skip = halted
+        return None
+    open_bars = list(store.open_bars())
+    if open_bars:
+        return _open_bar_step(
+            context, store, execution, open_bars, state, job_name=job_name, after=after
+        )
+    ready = ready_bars(store, settings.bar_deadline_seconds, datetime.now(UTC), after, active)
+    for bar, why in ready:
+        waiting_on = bar_runs_in_flight(context.instance)
+        if waiting_on:
+            state.skip = f"bar {bar} is ready; waiting for run(s) {waiting_on}"
+            return None
+        # Seal when the run is requested (SPEC §7): from now on an intent for it is late.
+        sealed = store.seal_bar(parse_bar(bar), by="bar_sensor")
+        if sealed.state.is_final:  # settled or abandoned before: nothing to run
+            continue
+        context.log.info(f"bar {bar}: {why}; sealed")
+        return _request(bar, sealed.attempts, job_name, after)
+    state.skip = f"no complete bar after {after or 'the start'}"
+    return None
 
 
 def _evaluate(
@@ -119,35 +333,29 @@ def _evaluate(
 ) -> dg.SensorResult | dg.SkipReason:
     after = context.cursor or ""
     hold_s, poll_s = settings.sensor_hold_s, settings.sensor_poll_s
+    execution = settings.config().execution
     until = time.monotonic() + hold_s
-    waiting_on: list[str] = []
+    state = _Evaluation()
     with ledger.open() as store:
         active = store.active_strategies()
         while True:
-            ready = ready_bars(
-                store, settings.bar_deadline_seconds, datetime.now(UTC), after, active
+            result = _step(
+                context, store, settings, execution, state, active, job_name=job_name, after=after
             )
-            if ready:
-                waiting_on = bar_runs_in_flight(context.instance)
-                if not waiting_on:
-                    bar, why = ready[0]
-                    context.log.info(f"bar {bar}: {why}")
+            if result is not None:
+                if state.events:
                     return dg.SensorResult(
-                        run_requests=[
-                            dg.RunRequest(
-                                run_key=bar,
-                                job_name=job_name,
-                                tags={BAR_TAG: bar, **BAR_LANE},
-                            )
-                        ],
-                        cursor=bar,
+                        run_requests=result.run_requests,
+                        cursor=result.cursor,
+                        asset_events=state.events,
                     )
+                return result
             if time.monotonic() + poll_s >= until:
                 break
             time.sleep(poll_s)
-    if waiting_on:
-        return dg.SkipReason(f"bar {ready[0][0]} is ready; waiting for run(s) {waiting_on}")
-    return dg.SkipReason(f"no complete bar after {after or 'the start'}")
+    if state.events:
+        return dg.SensorResult(skip_reason=state.skip, asset_events=state.events)
+    return dg.SkipReason(state.skip)
 
 
 bar_sensor = build_bar_sensor(Settings())

@@ -21,32 +21,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Decimal, Inexact
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from allocator.arrays import CodeArray, IntArray
 from allocator.config import RoutingConfig
-from allocator.errors import BarIncompleteError
+from allocator.errors import BarAbandonedError, BarIncompleteError, InputError, PlanMismatchError
 from allocator.execution.attribution import Attribution, attribute
 from allocator.execution.book import BarBook, build_book
+from allocator.execution.frozen import (
+    PlanInputs,
+    freeze,
+    orders_digest,
+    relevant_instruments,
+    thaw,
+)
 from allocator.execution.gating import gate
 from allocator.execution.instruments import Instrument, InstrumentTable
-from allocator.execution.ledger import Ledger
+from allocator.execution.ledger import BarState, Ledger
+from allocator.execution.lifecycle import RateLimit, execute_orders
 from allocator.execution.netting import Netting, net_takes
 from allocator.execution.orders import (
     AssetClass,
     Broker,
     BrokerExecution,
-    BrokerOrder,
+    BrokerFill,
     NetOrder,
     OrderState,
     Side,
     SubmitOutcome,
     Venue,
     client_order_id,
-    submit_idempotently,
 )
 from allocator.execution.reasons import BY_CODE, PASSED, Reason
 from allocator.execution.records import (
@@ -64,6 +72,7 @@ __all__ = [
     "BarPlan",
     "BarRun",
     "FeeModel",
+    "load_or_freeze_plan",
     "plan_bar",
     "run_bar",
     "settle_bar",
@@ -570,13 +579,126 @@ def _no_checkpoint(_: str) -> None:
     return None
 
 
+def _plan_of(inputs: PlanInputs) -> BarPlan:
+    return plan_bar(
+        inputs.intents,
+        bar=inputs.bar,
+        prices=inputs.prices,
+        positions=inputs.positions,
+        budgets=inputs.budgets,
+        instruments=inputs.instruments,
+        routing=inputs.routing,
+        total_capital=inputs.total_capital,
+        account=inputs.account,
+        halted_venues=inputs.halted_venues,
+    )
+
+
+def load_or_freeze_plan(
+    ledger: Ledger,
+    bar: Bar,
+    *,
+    prices: Mapping[str, Decimal] | None,
+    budgets: Mapping[str, StrategyBudget] | None,
+    instruments: InstrumentTable,
+    routing: RoutingConfig,
+    total_capital: Decimal,
+    account: str,
+    halted_venues: Collection[Venue] | None = None,
+    sealed_by: str = "run_bar",
+    checkpoint: Callable[[str], None] = _no_checkpoint,
+) -> BarPlan:
+    """Return the bar's one plan: rebuilt from its frozen inputs, or planned and frozen.
+
+    docs/decisions/0012-live-bar-path.md.
+
+    When the ledger holds a frozen plan for ``bar``, every other argument is ignored: the plan
+    is rebuilt with :func:`plan_bar` from the stored inputs (not the live inbox, prices or
+    positions), and a rebuilt plan whose orders' digest differs from the stored one raises
+    :class:`~allocator.errors.PlanMismatchError` (nothing may be sent on a plan that cannot be
+    proven the same). Otherwise the bar is sealed (``sealed_by``) if it is not, its sealed
+    intents and the ledger's positions (and halted venues, unless given) are read, the plan is
+    made and frozen; when another process froze one first, that one is rebuilt and returned.
+    ``prices`` ``None`` is allowed only when a plan is frozen. ``checkpoint`` is called with
+    ``sealed`` and ``planned``.
+    """
+    stored = ledger.frozen_plan(bar)
+    if stored is None:
+        ledger.seal_bar(bar, by=sealed_by)
+        checkpoint("sealed")
+        if prices is None:
+            raise InputError(f"bar {bar}", None, "no reference prices for a bar not yet planned")
+        intents = tuple(ledger.intents_for_bar(bar))
+        positions = dict(ledger.positions())
+        halted = ledger.halted_venues() if halted_venues is None else halted_venues
+        inputs = PlanInputs(
+            bar=bar,
+            intents=intents,
+            positions=positions,
+            budgets=None if budgets is None else dict(budgets),
+            prices=dict(prices),
+            instruments=relevant_instruments(instruments, intents, positions, routing),
+            routing=routing,
+            total_capital=total_capital,
+            account=account,
+            halted_venues=frozenset(Venue(v) for v in halted),
+        )
+        plan = _plan_of(inputs)
+        text, digest = freeze(inputs, plan.orders)
+        stored = ledger.freeze_plan(bar, text, digest)
+        if stored == (text, digest):
+            checkpoint("planned")
+            return plan
+    text, digest = stored
+    try:
+        inputs = thaw(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PlanMismatchError(f"bar {bar}: the frozen plan cannot be read: {exc}") from exc
+    if inputs.bar != bar:
+        raise PlanMismatchError(f"bar {bar}: the frozen plan is of bar {inputs.bar}")
+    plan = _plan_of(inputs)
+    rebuilt = orders_digest(plan.orders)
+    if rebuilt != digest:
+        raise PlanMismatchError(
+            f"bar {bar}: the plan rebuilt from its frozen inputs gives other orders "
+            f"(digest {rebuilt[:12]}) than the frozen ones ({digest[:12]}); nothing is sent. "
+            "Did the planning code change since the bar was planned?"
+        )
+    checkpoint("planned")
+    return plan
+
+
+def _execution_of(row: Mapping[str, Any], fills: Sequence[BrokerFill]) -> BrokerExecution:
+    """Return what the journal says the venue did with one order.
+
+    That is its journaled fills (quantity, VWAP, fees), or the venue's cumulative figures
+    when it reported no fill details.
+    """
+    filled = sum((f.qty for f in fills), Decimal(0))
+    if not fills or filled != row["filled_qty"]:
+        # The venue reported cumulative figures without (all) the executions: trust them.
+        qty = row["filled_qty"]
+        return BrokerExecution(
+            filled_qty=qty, avg_price=row["avg_price"] if qty else None, fee=row["fee"]
+        )
+    fee = sum((f.fee for f in fills), Decimal(0))
+    avg = row["avg_price"]
+    notional = sum((exact.multiply(f.qty, f.price) for f in fills), Decimal(0))
+    try:
+        vwap = exact.divide(notional, filled)
+    except Inexact:
+        vwap = None
+    if vwap is not None and (avg is None or vwap != avg):
+        avg = vwap
+    return BrokerExecution(filled_qty=filled, avg_price=avg, fee=fee)
+
+
 def run_bar(
     *,
     ledger: Ledger,
     brokers: Mapping[Venue, Broker],
     bar: Bar,
-    intents: Sequence[Intent],
-    prices: Mapping[str, Decimal],
+    prices: Mapping[str, Decimal] | None,
     budgets: Mapping[str, StrategyBudget] | None,
     instruments: InstrumentTable,
     routing: RoutingConfig,
@@ -588,74 +710,119 @@ def run_bar(
     lookups: int = 3,
     lookup_delay_s: float = 1.0,
     halted_venues: Collection[Venue] | None = None,
+    fill_timeout_s: float = 30.0,
+    poll_s: float = 0.5,
+    rate_limits: Mapping[Venue, RateLimit] | None = None,
+    sealed_by: str = "run_bar",
 ) -> BarRun:
     """Run one bar end to end; safe to call again for the same bar after any failure.
 
-    ``checkpoint(name)`` is called after each durable step (``journaled``, ``submitted:<cid>``,
-    ``recorded``); tests use it to kill the process there. ``halted_venues`` defaults to the
-    ledger's (:meth:`~.ledger.Ledger.halted_venues`): entries routed there are refused. Each order
-    is journaled ``live`` when its broker's ``mode`` attribute is ``"live"``, else ``paper``.
+    The steps, each durable before the next (``checkpoint(name)`` is called after each; tests
+    kill the process there): :func:`load_or_freeze_plan` seals the bar and freezes its plan
+    (``sealed``, ``planned``); the orders are journaled ``pending_submit`` (``journaled``);
+    every order not final in the journal is sent and followed to the fill deadline
+    (``fill_timeout_s``) by :func:`~.lifecycle.execute_orders`, each acknowledgement and each
+    change journaled with its fills as it arrives (``ack:<cid>``, ``fill:<cid>``); the bar is
+    settled from the journal (``recording``) and recorded in one transaction (``recorded``).
+
+    A re-run after a crash anywhere rebuilds the frozen plan (never the live inbox), looks up
+    every journaled order that is not final (the lookup finds it; nothing is sent twice),
+    journals what the venue has and settles the bar once. An order still not final (unknown,
+    or its cancel at the deadline not confirmed) raises :class:`BarIncompleteError`: run the
+    bar again. ``prices`` may be ``None`` once the bar is planned. ``halted_venues`` defaults
+    to the ledger's. Each order is journaled ``live`` when its broker's ``mode`` attribute is
+    ``"live"``, else ``paper``.
     """
     if ledger.bar_done(bar):
         return BarRun(bar=bar, outcome=None)
-    plan = plan_bar(
-        intents,
-        bar=bar,
+    status = ledger.bar_status(bar)
+    if status is not None and status.state is BarState.ABANDONED:
+        raise BarAbandonedError(
+            f"bar {bar} was abandoned by {status.abandoned_by}: {status.abandoned_reason}"
+        )
+    plan = load_or_freeze_plan(
+        ledger,
+        bar,
         prices=prices,
-        positions=ledger.positions(),
         budgets=budgets,
         instruments=instruments,
         routing=routing,
         total_capital=total_capital,
         account=account,
-        halted_venues=ledger.halted_venues() if halted_venues is None else halted_venues,
+        halted_venues=halted_venues,
+        sealed_by=sealed_by,
+        checkpoint=checkpoint,
     )
-    # The real adapters validate ``mode`` as "paper" or "live"; anything else (the paper
-    # broker has none; test doubles may use the name otherwise) sends paper orders.
+    missing = sorted({o.venue.value for o in plan.orders if o.venue not in brokers})
+    if missing:
+        raise BarIncompleteError(f"bar {bar}: no broker for venue(s) {', '.join(missing)}")
+    # Each venue's mode as its broker says (SPEC §8: sim, paper or live); a broker without a
+    # recognised mode (a test double) is journaled ``sim``, never ``live``.
     modes = {
-        venue: "live" if getattr(broker, "mode", None) == "live" else "paper"
+        venue: str(getattr(broker, "mode", "sim"))
+        if getattr(broker, "mode", None) in ("sim", "paper", "live")
+        else "sim"
         for venue, broker in brokers.items()
     }
     ledger.journal_orders(bar, account, plan.orders, modes=modes)
     checkpoint("journaled")
-    executions: dict[str, BrokerExecution] = {}
-    broker_orders: list[BrokerOrder] = []
-    submissions: list[SubmitOutcome] = []
-    for order in plan.orders:
-        broker = brokers.get(order.venue)
-        if broker is None:
-            raise BarIncompleteError(f"bar {bar}: no broker for venue {order.venue}")
-        request = order.request()
-        outcome = submit_idempotently(broker, request, lookups=lookups, delay_s=lookup_delay_s)
-        found = outcome.order
-        if found is not None and not found.state.is_final:
-            broker.cancel(order.symbol, order.client_order_id)
-            found = broker.lookup(order.symbol, order.client_order_id)
-            if found is not None:
-                outcome = SubmitOutcome(
-                    state=found.state,
-                    order=found,
-                    placed_by_this_call=outcome.placed_by_this_call,
-                    detail="remainder cancelled at the end of the bar",
-                )
+    journal = {str(r["client_order_id"]): r for r in ledger.orders(bar)}
+    pending = [
+        o for o in plan.orders if not OrderState(journal[o.client_order_id]["state"]).is_final
+    ]
+    acked: set[str] = set()
+    filled: dict[str, Decimal] = {}
+
+    def on_update(order: NetOrder, outcome: SubmitOutcome) -> None:
         ledger.update_order(order, outcome)
-        submissions.append(outcome)
-        checkpoint(f"submitted:{order.client_order_id}")
-        if outcome.state is OrderState.UNKNOWN or (found is not None and not found.state.is_final):
+        cid = order.client_order_id
+        if cid not in acked:
+            acked.add(cid)
+            checkpoint(f"ack:{cid}")
+        qty = outcome.order.filled_qty if outcome.order is not None else Decimal(0)
+        if qty > filled.get(cid, Decimal(0)):
+            filled[cid] = qty
+            checkpoint(f"fill:{cid}")
+
+    results = execute_orders(
+        pending,
+        brokers,
+        fill_timeout_s=fill_timeout_s,
+        poll_s=poll_s,
+        lookups=lookups,
+        lookup_delay_s=lookup_delay_s,
+        rate_limits=rate_limits,
+        on_update=on_update,
+    )
+    unresolved = [r for r in results if not r.final or r.outcome.state is OrderState.UNKNOWN]
+    if unresolved:
+        listed = "; ".join(
+            f"{r.order.client_order_id} ({r.order.symbol}) is {r.outcome.state}: {r.outcome.detail}"
+            for r in unresolved
+        )
+        raise BarIncompleteError(f"bar {bar}: {listed}; run the bar again to resolve it")
+    # Settle from the journal, the truth (SPEC §9): what it holds for every order of the plan.
+    journal = {str(r["client_order_id"]): r for r in ledger.orders(bar)}
+    journaled_fills = ledger.journaled_fills(bar)
+    executions: dict[str, BrokerExecution] = {}
+    for order in plan.orders:
+        row = journal[order.client_order_id]
+        state = OrderState(row["state"])
+        if not state.is_final:
             raise BarIncompleteError(
-                f"bar {bar}: order {order.client_order_id} ({order.symbol}) is {outcome.state}: "
-                f"{outcome.detail}; run the bar again to resolve it"
+                f"bar {bar}: order {order.client_order_id} ({order.symbol}) is {state} in the "
+                "journal; run the bar again to resolve it"
             )
-        if found is None:  # rejected: nothing filled
-            executions[order.symbol] = BrokerExecution(
-                filled_qty=Decimal(0), avg_price=None, fee=Decimal(0)
-            )
-            continue
-        broker_orders.append(found)
-        executions[order.symbol] = BrokerExecution(
-            filled_qty=found.filled_qty, avg_price=found.avg_price, fee=found.fee
+        executions[order.symbol] = _execution_of(
+            row, journaled_fills.get(order.client_order_id, ())
         )
     result = settle_bar(plan, executions, cash_quantum=cash_quantum, fee_model=fee_model)
-    ledger.record_bar(bar, result, broker_orders)
+    checkpoint("recording")
+    ledger.record_bar(bar, result, ())
     checkpoint("recorded")
-    return BarRun(bar=bar, outcome=result, orders=plan.orders, submissions=tuple(submissions))
+    return BarRun(
+        bar=bar,
+        outcome=result,
+        orders=plan.orders,
+        submissions=tuple(r.outcome for r in results),
+    )

@@ -2,12 +2,16 @@
 
 A file (CSV with a header, or JSON lines) is read into rows; each row is checked on its own
 and a bad row is refused with a reason and a detail naming the file and the row, while the
-valid rows of the same file are kept. Every refusal carries a
-:class:`~allocator.execution.reasons.Reason`. Intent reasons: ``invalid`` (a missing or
-non-numeric field, a zero quantity, an unparsable bar), ``unknown_strategy``,
+valid rows of the same file are kept: no value, however hostile, raises past a row. Every
+refusal carries a :class:`~allocator.execution.reasons.Reason`. Intent reasons: ``invalid`` (a
+missing or non-numeric field, a zero quantity, a quantity that is not finite, has more than
+:data:`MAX_QTY_DIGITS` significant digits or decimal places, or is more than
+``max_intent_qty`` lots, an unparsable bar, a text field that is too long for the ledger or
+not printable), ``unknown_strategy``,
 ``unknown_asset_class``, ``unknown_symbol``, ``stale_bar`` (the bar ended more than
 ``bar_tolerance`` bars ago), ``duplicate`` (the same id twice with different content). Returns
-reasons: ``invalid``, ``duplicate`` (the same (date, strategy) twice in one file). The ledger
+reasons: ``invalid`` (also a return that is not a finite number, a field too long),
+``duplicate`` (the same (date, strategy) twice in one file). The ledger
 adds ``conflict`` (an id already stored with different content) and ``restated`` (a return
 already stored with a different value, not marked as a correction).
 """
@@ -21,7 +25,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
 
 from allocator.errors import InputError
@@ -31,7 +35,10 @@ from allocator.execution.reasons import Reason
 from allocator.execution.records import Intent, parse_bar
 
 __all__ = [
+    "DEFAULT_MAX_INTENT_QTY",
     "INTENT_COLUMNS",
+    "MAX_QTY_DIGITS",
+    "MAX_TEXT",
     "RETURN_COLUMNS",
     "ReturnRow",
     "RowRefusal",
@@ -42,6 +49,49 @@ __all__ = [
 
 INTENT_COLUMNS = ("intent_id", "strategy", "symbol", "asset_class", "qty", "bar")
 RETURN_COLUMNS = ("date", "strategy", "return")
+
+MAX_QTY_DIGITS = 18
+"""Most significant digits, and most decimal places, of an intent's quantity."""
+DEFAULT_MAX_INTENT_QTY = 10**12
+"""``[execution] max_intent_qty``'s default: the largest ``|qty|`` in lots."""
+MAX_TEXT = {"intent_id": 200, "strategy": 200, "symbol": 64}
+"""Longest text per field: the ledger's column widths (``String(200)``, ``String(64)``)."""
+_MAX_NUMBER_TEXT = 100  # a number's text beyond this is refused before it is parsed
+_WIDE = Context(prec=200)  # exact for any |qty| / lot the checks compare (18 digits each)
+
+
+def _show(text: str, limit: int = 40) -> str:
+    """``repr`` of ``text``, cut to ``limit`` characters (a 10 MB field is not echoed)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def _text_problem(name: str, value: str, limit: int) -> str:
+    """Why ``value`` cannot be stored as ``name`` (empty: it can)."""
+    if len(value) > limit:
+        return f"{name} {_show(value)} is longer than {limit} characters"
+    if not value.isprintable():
+        return f"{name} {_show(value)} has a control or non-text character"
+    return ""
+
+
+def _qty_problem(text: str, qty: Decimal, lot_size: Decimal | None, max_lots: int) -> str:
+    """Why ``qty`` is not a usable quantity (empty: it is); ``qty`` is finite and non-zero."""
+    _, digits, exponent = qty.as_tuple()
+    assert isinstance(exponent, int)
+    kept = list(digits)
+    while len(kept) > 1 and kept[-1] == 0:  # trailing zeros are not significant
+        kept.pop()
+        exponent += 1
+    if len(kept) > MAX_QTY_DIGITS:
+        return f"qty {_show(text)} has more than {MAX_QTY_DIGITS} significant digits"
+    if exponent < -MAX_QTY_DIGITS:
+        return f"qty {_show(text)} has more than {MAX_QTY_DIGITS} decimal places"
+    if len(kept) + exponent > 40:  # |qty| >= 10**40: more lots than any limit, whatever the lot
+        return f"qty {_show(text)} is more than max_intent_qty = {max_lots} lots"
+    lots = _WIDE.divide(abs(qty), lot_size) if lot_size is not None else abs(qty)
+    if lots > max_lots:
+        return f"qty {_show(text)} is more than max_intent_qty = {max_lots} lots"
+    return ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,10 +143,13 @@ def read_rows(path: str | Path, columns: Collection[str]) -> list[tuple[int, dic
     JSON lines are recognised by a ``.jsonl``/``.ndjson``/``.json`` suffix or a first
     non-blank character ``{``. A missing column (CSV) is an :class:`InputError` for the file;
     a JSON line that is not an object is a row with no fields (refused later as ``invalid``).
+    A JSON number keeps its text (``1e400`` is not turned into a float, nor a 5,000-digit
+    integer into an error); bytes that are not UTF-8 become non-text characters, which the
+    checks refuse in the row that has them.
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
     except OSError as exc:
         raise InputError(source, None, f"cannot read: {exc.strerror}") from exc
     stripped = text.lstrip()
@@ -108,22 +161,32 @@ def read_rows(path: str | Path, columns: Collection[str]) -> list[tuple[int, dic
                 continue
             number += 1
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_float=str, parse_int=str, parse_constant=str)
             except json.JSONDecodeError as exc:
                 raise InputError(source, number, f"not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise InputError(source, number, "not valid JSON: nested too deeply") from None
             if not isinstance(obj, dict):
                 rows.append((number, {}))
                 continue
             rows.append((number, {str(k): "" if v is None else str(v) for k, v in obj.items()}))
         return rows
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in columns if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InputError(source, None, f"missing column(s) {', '.join(missing)}")
-    return [
-        (number, {k: (v or "").strip() for k, v in row.items() if k is not None})
-        for number, row in enumerate(reader, start=1)
-    ]
+    # A field may be as long as the file (the checks refuse it as a row, with its length).
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(source, None, f"missing column(s) {', '.join(missing)}")
+        return [
+            (number, {k: (v or "").strip() for k, v in row.items() if k is not None})
+            for number, row in enumerate(reader, start=1)
+        ]
+    except csv.Error as exc:
+        raise InputError(source, None, f"not valid CSV: {exc}") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def check_intents(
@@ -135,11 +198,13 @@ def check_intents(
     now: datetime | None,
     bar_tolerance: int = 0,
     bar_interval: timedelta = timedelta(days=1),
+    max_intent_qty: int = DEFAULT_MAX_INTENT_QTY,
 ) -> tuple[list[Intent], list[RowRefusal]]:
     """Check intent rows; return (valid intents, refusals).
 
     ``strategies`` ``None`` accepts any name; ``instruments`` ``None`` leaves the symbol checks
-    to routing; ``now`` (timezone-aware) ``None`` skips the bar's age check.
+    to routing; ``now`` (timezone-aware) ``None`` skips the bar's age check. ``|qty|`` may be
+    at most ``max_intent_qty`` lots of the symbol (its units when the table does not list it).
     """
     if now is not None and now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -148,8 +213,9 @@ def check_intents(
     refused: list[RowRefusal] = []
     for number, row in rows:
         key = (row.get("intent_id") or "").strip()
+        shown = key if len(key) <= MAX_TEXT["intent_id"] and key.isprintable() else _show(key)
 
-        def refuse(reason: Reason, detail: str, number: int = number, key: str = key) -> None:
+        def refuse(reason: Reason, detail: str, number: int = number, key: str = shown) -> None:
             refused.append(
                 RowRefusal(source=source, row=number, key=key, reason=reason, detail=detail)
             )
@@ -159,18 +225,33 @@ def check_intents(
             refuse(Reason.INVALID, f"missing {', '.join(empty)}")
             continue
         strategy, symbol = row["strategy"].strip(), row["symbol"].strip()
+        fields = {"intent_id": key, "strategy": strategy, "symbol": symbol}
+        text_problem = next(
+            (p for name, v in fields.items() if (p := _text_problem(name, v, MAX_TEXT[name]))),
+            "",
+        )
+        if text_problem:
+            refuse(Reason.INVALID, text_problem)
+            continue
+        qty_text = row["qty"].strip()
+        if len(qty_text) > _MAX_NUMBER_TEXT:
+            refuse(Reason.INVALID, f"qty {_show(qty_text)} is too long to be a quantity")
+            continue
         try:
-            qty = Decimal(row["qty"].strip())
+            qty = Decimal(qty_text)
         except InvalidOperation:
-            refuse(Reason.INVALID, f"qty {row['qty']!r} is not a number")
+            refuse(Reason.INVALID, f"qty {_show(qty_text)} is not a number")
             continue
         if not qty.is_finite() or qty == 0:
-            refuse(Reason.INVALID, f"qty {row['qty']!r} must be a non-zero number")
+            refuse(Reason.INVALID, f"qty {_show(qty_text)} must be a finite non-zero number")
             continue
         try:
             asset_class = AssetClass(row["asset_class"].strip())
         except ValueError:
-            refuse(Reason.UNKNOWN_ASSET_CLASS, f"asset_class {row['asset_class']!r} is not known")
+            refuse(
+                Reason.UNKNOWN_ASSET_CLASS,
+                f"asset_class {_show(row['asset_class'].strip())} is not known",
+            )
             continue
         try:
             bar = parse_bar(row["bar"])
@@ -186,6 +267,13 @@ def check_intents(
             continue
         if inst is not None and inst.asset_class != asset_class:
             refuse(Reason.INVALID, f"{symbol} is {inst.asset_class}, not {asset_class}")
+            continue
+        # Before the lot check: ``qty % lot`` itself raises on a quotient beyond 28 digits.
+        qty_problem = _qty_problem(
+            qty_text, qty, inst.lot_size if inst is not None else None, max_intent_qty
+        )
+        if qty_problem:
+            refuse(Reason.INVALID, qty_problem)
             continue
         if inst is not None and not inst.is_lot_multiple(qty):
             refuse(Reason.INVALID, f"qty {qty} is not a multiple of the lot size {inst.lot_size}")
@@ -222,25 +310,31 @@ def check_returns(
     for number, row in rows:
         day_text = (row.get("date") or "").strip()
         strategy = (row.get("strategy") or "").strip()
-        key = f"{day_text}/{strategy}"
+        key = f"{day_text[:40]}/{strategy[:40]}"
         value_text = (row.get("return") or "").strip()
         problem = ""
         value: float | None = None
         try:
+            if len(day_text) != 10:
+                raise ValueError
             day = date.fromisoformat(day_text).isoformat()
         except ValueError:
-            problem = f"date {day_text!r} is not YYYY-MM-DD"
+            problem = f"date {_show(day_text)} is not YYYY-MM-DD"
             day = day_text
         if not problem and not strategy:
             problem = "missing strategy"
+        if not problem:
+            problem = _text_problem("strategy", strategy, MAX_TEXT["strategy"])
         if not problem and value_text:
             try:
+                if len(value_text) > _MAX_NUMBER_TEXT or "_" in value_text:
+                    raise ValueError
                 value = float(value_text)
             except ValueError:
-                problem = f"return {value_text!r} is not a number"
+                problem = f"return {_show(value_text)} is not a number"
             else:
                 if not math.isfinite(value):
-                    problem = f"return {value_text!r} is not finite"
+                    problem = f"return {_show(value_text)} is not finite"
         if problem:
             refused.append(
                 RowRefusal(

@@ -24,10 +24,18 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from allocator.execution.orders import BrokerOrder, NetOrder, OrderRequest, SubmitOutcome, Venue
-from allocator.execution.records import Bar, GatedIntent, VirtualFill
+from allocator.execution.inbox import RowRefusal
+from allocator.execution.orders import (
+    BrokerFill,
+    BrokerOrder,
+    NetOrder,
+    OrderRequest,
+    SubmitOutcome,
+    Venue,
+)
+from allocator.execution.records import Bar, GatedIntent, Intent, VirtualFill
 
 __all__ = [
     "BarState",
@@ -239,7 +247,89 @@ class Ledger(Protocol):
         ...
 
     def update_order(self, order: NetOrder, outcome: SubmitOutcome) -> None:
-        """Journal what sending ``order`` concluded (:meth:`record_order_outcome`)."""
+        """Journal an outcome of ``order`` as it arrives, fills included, in one transaction.
+
+        It writes the state, detail and cumulative figures (:meth:`record_order_outcome`) and
+        every fill the venue reported with it (new ones inserted unsettled, deduplicated by
+        (venue, fill id)).
+        """
+        ...
+
+    def journaled_fills(self, bar: Bar) -> Mapping[str, Sequence[BrokerFill]]:
+        """Return the fills journaled for ``bar``'s orders, by client order id (by fill id)."""
+        ...
+
+    def orders(self, bar: Bar | None = None) -> Sequence[Mapping[str, Any]]:
+        """Return the journal's rows (of ``bar``) as stored.
+
+        Each has ``client_order_id``, ``state``, ``filled_qty``, ``avg_price``, ``fee`` ...
+        """
+        ...
+
+    # -- the bar's lifecycle (docs/decisions/0012-live-bar-path.md) ---------------------------
+
+    def seal_bar(self, bar: Bar, *, by: str) -> BarStatus:
+        """Seal ``bar`` (idempotent) and return its lifecycle row.
+
+        The first call inserts its row ``sealed``, later calls return it. From then on a new
+        intent for it is refused ``late``.
+        """
+        ...
+
+    def bar_status(self, bar: Bar) -> BarStatus | None:
+        """Return ``bar``'s lifecycle row; ``None`` when it was never sealed."""
+        ...
+
+    def intents_for_bar(self, bar: Bar) -> Sequence[Intent]:
+        """Return the intents stored for ``bar`` (once sealed: its sealed inbox), by id."""
+        ...
+
+    def freeze_plan(self, bar: Bar, text: str, digest: str) -> tuple[str, str]:
+        """Store ``bar``'s plan unless one is stored; return the stored (text, digest).
+
+        The first writer wins. The bar must be sealed; a ``sealed`` bar becomes ``planned``.
+        """
+        ...
+
+    def frozen_plan(self, bar: Bar) -> tuple[str, str] | None:
+        """Return ``bar``'s stored plan (text, digest); ``None`` when none is frozen."""
+        ...
+
+    def refusals(self, bar: Bar | None = None) -> Sequence[RowRefusal]:
+        """Return the intents refused after they reached the ledger (``late``), oldest first."""
+        ...
+
+    # -- the bar lane (the sensor's and the operator's; resources/ledger/lanes.py) ------------
+
+    def open_bars(self) -> Sequence[BarStatus]:
+        """Return every sealed bar not settled or abandoned, in bar order."""
+        ...
+
+    def record_bar_failure(self, bar: Bar, error: str, *, retry_at: datetime) -> BarStatus:
+        """Count a failed run of the open ``bar`` and return its row.
+
+        Attempts + 1, state ``failed``, ``last_error`` and ``next_retry_at`` set.
+        """
+        ...
+
+    def retry_bar(self, bar: Bar) -> BarStatus:
+        """Make the open ``bar`` due for a retry now and return its row."""
+        ...
+
+    def abandon_bar(self, bar: Bar, *, by: str, reason: str) -> BarStatus:
+        """Mark the open ``bar`` ``abandoned`` by ``by`` for ``reason`` and return its row."""
+        ...
+
+    def lane_halt(self) -> LaneHalt | None:
+        """Return the bar lane's halt in force; ``None`` when the lane runs."""
+        ...
+
+    def halt_lane(self, reason: str, *, bar: Bar | None = None) -> LaneHalt:
+        """Halt the bar lane (idempotent while halted) and return the halt in force."""
+        ...
+
+    def clear_lane_halt(self, *, by: str, reason: str) -> bool:
+        """Clear the lane's halt, journaling who and why; ``False`` when it was not halted."""
         ...
 
     def record_bar(
@@ -247,8 +337,9 @@ class Ledger(Protocol):
     ) -> None:
         """Record the settled bar in one transaction and mark it done.
 
-        The transaction holds the intents' outcomes, the broker fills (deduplicated), the
-        virtual fills, positions, cash and the netting savings.
+        The transaction holds the intents' outcomes, the broker fills (deduplicated; every
+        journaled fill of the bar's orders is marked settled by the bar), the virtual fills,
+        positions, cash, the netting savings and the bar's lifecycle state ``settled``.
         """
         ...
 

@@ -230,13 +230,18 @@ class BrokerFill:
     side : Side
         Direction.
     qty : Decimal
-        Unsigned base units, > 0.
+        Unsigned base units, > 0: the quantity traded, before any fee taken from it.
     price : Decimal
         Quote currency per base unit.
     fee : Decimal
-        Quote currency, >= 0 when paid.
+        In ``fee_currency``, >= 0 when paid.
     ts : datetime or None
         The venue's timestamp (timezone-aware UTC) when it gives one.
+    fee_currency : str or None
+        The currency the venue charged the fee in; ``None`` is the quote currency. When it is
+        the symbol's base currency (a Binance buy), the venue took the fee out of the base
+        units received: the position grows by ``qty - fee`` on a buy (shrinks by ``qty + fee``
+        on a sell). Another currency (BNB) is a fee in that currency, not in the quote.
     """
 
     fill_id: str
@@ -247,6 +252,7 @@ class BrokerFill:
     price: Decimal
     fee: Decimal
     ts: datetime | None = None
+    fee_currency: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -32,6 +32,7 @@ __all__ = [
     "HaltCheck",
     "ReconciliationReport",
     "RecordedReconciliation",
+    "baseline_of",
     "halt_check",
     "reconcile",
     "reconcile_at_start",
@@ -116,14 +117,26 @@ def reconcile(
     ledger_positions: Mapping[str, Decimal],
     ledger_open_orders: Iterable[ExpectedOrder],
     ledger_uncertain: Iterable[str] = (),
+    baseline: Mapping[str, Decimal] | None = None,
 ) -> ReconciliationReport:
     """Compare the venue with the ledger; zero quantities count as no position.
 
     ``ledger_uncertain`` are client order ids the ledger holds as ``pending_submit`` or
     ``unknown``: open or not at the venue, they are resolved by a lookup, not reported here.
+    ``baseline`` is what the account held before the allocator managed it (recorded at the
+    venue's first reconciliation, :func:`baseline_of`): it is subtracted from the venue's
+    positions, so only what the allocator manages is compared.
     """
     diffs: list[Difference] = []
-    held = {s: q for s, q in venue_positions.items() if q != 0}
+    base = baseline or {}
+    held = {
+        s: q - base.get(s, Decimal(0))
+        for s, q in venue_positions.items()
+        if q - base.get(s, Decimal(0)) != 0
+    }
+    for s, q in base.items():  # a baseline holding sold off entirely
+        if s not in venue_positions and q != 0:
+            held[s] = -q
     expected = {s: q for s, q in ledger_positions.items() if q != 0}
     for symbol in sorted(held.keys() | expected.keys()):
         at_venue, in_ledger = held.get(symbol), expected.get(symbol)
@@ -215,6 +228,47 @@ def record_report(
     return RecordedReconciliation(record=record, cleared=cleared)
 
 
+def baseline_of(
+    ledger: Ledger,
+    venue: Venue,
+    venue_positions: Mapping[str, Decimal],
+    ledger_positions: Mapping[str, Decimal],
+) -> Mapping[str, Decimal]:
+    """Return the venue's recorded baseline, recording it at its first reconciliation.
+
+    Used for crypto spot accounts in ``paper``/``live`` mode (:func:`reconcile_at_start`).
+
+    At the first reconciliation of a venue (none stored yet), what it holds in symbols the
+    ledger does not manage (coins already in a spot account, a BNB balance for fees) is the
+    baseline, stored once (the ledger's ``record_venue_baseline``), never a difference. A
+    ledger without baseline storage (``venue_baseline``) gets none: every holding compared.
+    """
+    stored = getattr(ledger, "venue_baseline", None)
+    record = getattr(ledger, "record_venue_baseline", None)
+    if stored is None or record is None:
+        return {}
+    found: Mapping[str, Decimal] | None = stored(venue)
+    if found is not None:
+        return found
+    if ledger.reconciliations(venue):  # reconciled before baselines existed: none
+        record(venue, {})
+        return {}
+    managed = {s for s, q in ledger_positions.items() if q != 0}
+    base = {s: q for s, q in venue_positions.items() if q != 0 and s not in managed}
+    record(venue, base)
+    return base
+
+
+def _holds_balances(venue: Venue, broker: Broker) -> bool:
+    """Whether the venue's positions are an account's coin balances that may predate us.
+
+    A crypto spot account (ccxt) in ``paper`` or ``live`` mode reports every coin it holds
+    (fee coins, earlier deposits); the simulated venue (``sim``) and the securities venues
+    report only positions, every one of which the ledger must explain.
+    """
+    return venue is Venue.CCXT and getattr(broker, "mode", "sim") in ("paper", "live")
+
+
 def reconcile_at_start(
     ledger: Ledger, brokers: Mapping[Venue, Broker], *, source: str
 ) -> dict[str, RecordedReconciliation | str]:
@@ -234,13 +288,17 @@ def reconcile_at_start(
         if expected.uncertain:
             outcome[venue.value] = f"skipped: {len(expected.uncertain)} order(s) in flight"
             continue
+        positions = broker.positions()
         report = reconcile(
             venue.value,
-            venue_positions=broker.positions(),
+            venue_positions=positions,
             venue_open_orders=broker.open_orders(),
             ledger_positions=expected.positions,
             ledger_open_orders=expected.open_orders,
             ledger_uncertain=expected.uncertain,
+            baseline=baseline_of(ledger, venue, positions, expected.positions)
+            if _holds_balances(venue, broker)
+            else None,
         )
         outcome[venue.value] = record_report(ledger, venue, report, source=source)
     return outcome

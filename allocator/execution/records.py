@@ -75,14 +75,25 @@ class Bar:
 def parse_bar(text: str) -> Bar:
     """Parse ``YYYY-MM-DD`` or an ISO-8601 instant with a timezone; raise ``ValueError``."""
     raw = text.strip()
+    if len(raw) > 40:  # the longest ISO-8601 instant with a zone is 32 characters
+        raise ValueError(f"bar {raw[:40]!r}... is not a date or an ISO-8601 instant")
     if len(raw) == 10:
-        return Bar(date.fromisoformat(raw).isoformat())
-    moment = datetime.fromisoformat(raw)
-    if moment.tzinfo is None:
-        raise ValueError(f"bar {text!r} has no timezone (write it in UTC, e.g. ...Z)")
-    if moment.microsecond:
-        raise ValueError(f"bar {text!r} has sub-second precision")
-    return Bar(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        bar = Bar(date.fromisoformat(raw).isoformat())
+    else:
+        moment = datetime.fromisoformat(raw)
+        if moment.tzinfo is None:
+            raise ValueError(f"bar {text!r} has no timezone (write it in UTC, e.g. ...Z)")
+        if moment.microsecond:
+            raise ValueError(f"bar {text!r} has sub-second precision")
+        try:
+            bar = Bar(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        except OverflowError:
+            raise ValueError(f"bar {text!r} is out of the representable range") from None
+    try:
+        bar.end()  # year 9999's last bar has no end: refused here, not where it is used
+    except OverflowError:
+        raise ValueError(f"bar {text!r} is out of the representable range") from None
+    return bar
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -22,6 +22,7 @@ __all__ = [
     "RateLimiter",
     "TradingMode",
     "check_mode",
+    "decimal_text",
     "to_decimal",
 ]
 
@@ -59,6 +60,17 @@ def to_decimal(value: object, what: str) -> Decimal:
     if not result.is_finite():
         raise ValueError(f"{what}: not a finite number: {value!r}")
     return result
+
+
+def decimal_text(value: Decimal) -> str:
+    """A quantity or price as the exact decimal text a venue receives: ``4``, ``0.00009``.
+
+    Plain notation without trailing zeros, never an exponent and never through a float.
+    """
+    if not value.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,21 +1,24 @@
 """The broker registry: every venue the pipeline or the command line trades is built here.
 
 One table (:data:`VENUES`: each venue's mode variable and how its real adapter is built from
-the environment) and two lanes, both called with the same
-:class:`~allocator.settings.Settings` record and environment:
+the environment) and one rule, the venue's mode (SPEC §8), read by :func:`venue_mode` from
+``<VENUE>_MODE`` (``ALPACA_MODE``, ``CCXT_MODE``, ``IB_MODE``):
 
-* :func:`pipeline_venues` builds what ``bar_job`` trades and checks (``assets/execution.py``,
-  ``assets/checks.py``), and what the demo and ``allocator net`` trade: the built-in
-  simulated venue (:mod:`resources.brokers.paper`) for every venue, its orders kept in the
-  ledger (in memory without one). For now the pipeline trades the simulated venue for every
-  venue whatever ``*_MODE`` says. Real adapters will be turned on in the pipeline by a later
-  issue, once the bar path is safe for them: the fill deadline and the cancel of SPEC §9 are
-  not yet part of ``bar_job``, and a real venue's order may rest open across bars.
-* :func:`operator_venue` builds the real adapter of one venue for the operator commands
-  (``allocator broker submit|lookup|reconcile``) and the live smoke tests; never the paper
-  broker. Its mode is ``<VENUE>_MODE`` (``ALPACA_MODE``, ``CCXT_MODE``, ``IB_MODE``): ``paper``
-  unless set to ``live``. The adapter refuses ``live`` unless it points at the venue's live URL,
-  and refuses ``paper`` on the live URL (:func:`resources.brokers.common.check_mode`).
+* ``sim`` (the default, also when empty): the built-in simulated venue
+  (:mod:`resources.brokers.paper`), its orders kept in the ledger (in memory without one);
+* ``paper``: the venue's own paper or testnet account through the real adapter (Alpaca's
+  paper URL, IB's paper TWS/Gateway port, the Binance/Bybit testnet);
+* ``live``: real money, through the real adapter, which refuses ``live`` unless it points at
+  the venue's live URL and refuses ``paper`` on the live URL
+  (:func:`resources.brokers.common.check_mode`).
+
+:func:`pipeline_venues` (what ``bar_job`` trades and checks, ``assets/execution.py``,
+``assets/checks.py``, and what the demo, ``allocator net`` and ``allocator bar`` trade) and
+:func:`operator_venue` (one venue for ``allocator broker submit|lookup|reconcile`` and the live
+smoke tests) build each venue with the same :func:`build_venue` from the same settings and
+environment, so the pipeline and the operator always talk to the same sink. Every broker built
+here has a ``mode`` attribute (``sim``, ``paper`` or ``live``): the mode journaled on its
+orders.
 
 Connection settings, read from the environment when the adapter is built and passed on, never
 printed or stored (SPEC §8 modes, README "Operating a venue"):
@@ -27,8 +30,8 @@ printed or stored (SPEC §8 modes, README "Operating a venue"):
 * ``ibkr``: ``IB_HOST`` [127.0.0.1], ``IB_PORT`` [7497], ``IB_CLIENT_ID`` [1].
 
 Why one module: the pipeline's venues and the command line's used to be built in two places
-(a Dagster resource and an environment helper) that could drift apart; turning real adapters
-on in the pipeline is now one change here, seen by both.
+(a Dagster resource and an environment helper) that could drift apart; the mode of a venue is
+now one decision here, seen by both.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from allocator.errors import ConfigError
 from allocator.execution.instruments import InstrumentTable
@@ -54,10 +57,15 @@ __all__ = [
     "MODE_VARIABLES",
     "VENUES",
     "VenueEntry",
+    "VenueMode",
+    "build_venue",
     "operator_venue",
     "pipeline_venues",
     "venue_mode",
 ]
+
+VenueMode = Literal["sim", "paper", "live"]
+VENUE_MODES: tuple[VenueMode, ...] = ("sim", "paper", "live")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -143,16 +151,59 @@ VENUES: Mapping[Venue, VenueEntry] = {
 MODE_VARIABLES: Mapping[Venue, str] = {v: e.mode_variable for v, e in VENUES.items()}
 
 
-def venue_mode(venue: Venue | str, env: Mapping[str, str] | None = None) -> TradingMode:
-    """``<VENUE>_MODE`` of ``venue``: ``paper`` (the default, also when empty) or ``live``."""
+def venue_mode(venue: Venue | str, env: Mapping[str, str] | None = None) -> VenueMode:
+    """``<VENUE>_MODE`` of ``venue``: ``sim`` (the default, also when empty), ``paper`` or
+    ``live``; anything else is a :class:`ConfigError` naming the variable."""
     env = os.environ if env is None else env
     name = MODE_VARIABLES[Venue(venue)]
-    mode = env.get(name, "paper") or "paper"
+    mode = (env.get(name, "") or "sim").strip().lower()
+    if mode == "sim":
+        return "sim"
     if mode == "paper":
         return "paper"
     if mode == "live":
         return "live"
-    raise ConfigError(name, f"must be 'paper' or 'live', got {mode!r}")
+    raise ConfigError(name, f"must be 'sim', 'paper' or 'live', got {mode!r}")
+
+
+def _sim_state(ledger: Any) -> PaperState:
+    if ledger is None:
+        return MemoryPaperState()
+    from resources.ledger import LedgerPaperState
+
+    return LedgerPaperState(ledger)
+
+
+def build_venue(
+    venue: Venue | str,
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    instruments: InstrumentTable | None = None,
+    sim_state: PaperState | None = None,
+    paper: PaperBrokerConfig | None = None,
+    timeout_s: float = 10.0,
+) -> Broker:
+    """The broker of ``venue`` in its mode (:func:`venue_mode` of ``env``, default
+    ``os.environ``): ``sim`` the simulated venue over ``sim_state`` (in memory when none),
+    configured by ``paper``; ``paper``/``live`` the real adapter, its mode checks included."""
+    env = os.environ if env is None else env
+    entry = VENUES[Venue(venue)]
+    mode = venue_mode(entry.venue, env)
+    if mode == "sim":
+        table = instruments
+        if table is None:
+            from allocator.execution.instruments import DEFAULT_INSTRUMENTS, load_instruments
+
+            table = load_instruments(settings.instruments) if settings.instruments else None
+            table = DEFAULT_INSTRUMENTS if table is None else table
+        return PaperBroker(
+            venue=entry.venue,
+            instruments=table,
+            config=paper or PaperBrokerConfig(),
+            state=MemoryPaperState() if sim_state is None else sim_state,
+        )
+    return entry.build(env, settings, mode, timeout_s)
 
 
 def operator_venue(
@@ -161,13 +212,26 @@ def operator_venue(
     *,
     env: Mapping[str, str] | None = None,
     timeout_s: float = 10.0,
+    ledger: Any = None,
 ) -> Broker:
-    """The real adapter of ``venue`` (never the paper broker), configured from ``env``
-    (default ``os.environ``) and ``settings``; a missing credential or a bad mode is a
-    :class:`ConfigError` naming the variable."""
+    """The broker of ``venue`` for the operator commands, the pipeline's own sink: the real
+    adapter in ``paper``/``live`` mode, configured from ``env`` (default ``os.environ``) and
+    ``settings``; in ``sim`` mode the simulated venue whose orders are in ``ledger`` (a
+    ``resources.ledger.Ledger``; without one, the settings' ledger is opened and closed with
+    the broker's ``close``). A missing credential or a bad mode is a :class:`ConfigError`
+    naming the variable."""
     env = os.environ if env is None else env
-    entry = VENUES[Venue(venue)]
-    return entry.build(env, settings, venue_mode(entry.venue, env), timeout_s)
+    if venue_mode(venue, env) != "sim":
+        return build_venue(venue, settings, env=env, timeout_s=timeout_s)
+    owned = None
+    if ledger is None:
+        from resources.ledger import Ledger
+
+        ledger = owned = Ledger(settings.ledger_url)
+    broker = build_venue(venue, settings, env=env, sim_state=_sim_state(ledger))
+    if owned is not None:
+        broker.close = owned.close  # type: ignore[attr-defined]
+    return broker
 
 
 def pipeline_venues(
@@ -175,18 +239,28 @@ def pipeline_venues(
     *,
     ledger: Any = None,
     paper: PaperBrokerConfig | None = None,
+    settings: Settings | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 10.0,
 ) -> dict[Venue, Broker]:
-    """What the pipeline trades at each venue: today the built-in simulated venue for every
-    venue (see the module doc), configured by ``paper``, its orders kept in ``ledger`` (a
-    ``resources.ledger.Ledger``, so that a re-executed run finds them) or in memory."""
-    state: PaperState
-    if ledger is not None:
-        from resources.ledger import LedgerPaperState
-
-        state = LedgerPaperState(ledger)
-    else:
-        state = MemoryPaperState()
-    config = paper or PaperBrokerConfig()
+    """What the pipeline trades at each venue, by the venue's mode (see the module doc): the
+    simulated venue in ``sim`` mode (the default; configured by ``paper``, its orders kept in
+    ``ledger``, a ``resources.ledger.Ledger``, so that a re-executed run finds them, or in
+    memory), the real adapter in ``paper``/``live`` mode, built from ``env`` (default
+    ``os.environ``) and ``settings`` (the default :class:`Settings` when none: pass the run's
+    record, the ccxt exchange comes from its routing)."""
+    env = os.environ if env is None else env
+    record = Settings() if settings is None else settings
+    state = _sim_state(ledger)
     return {
-        v: PaperBroker(venue=v, instruments=instruments, config=config, state=state) for v in Venue
+        v: build_venue(
+            v,
+            record,
+            env=env,
+            instruments=instruments,
+            sim_state=state,
+            paper=paper,
+            timeout_s=timeout_s,
+        )
+        for v in Venue
     }

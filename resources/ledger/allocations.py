@@ -12,41 +12,18 @@ the same allocation (the latest one is the truth), while an event is a fact that
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from allocator.execution.records import StrategyBudget
+from allocator.rebalance import AllocationRow, EventRow  # what the rule set decides
 from allocator.states import published_state
 from resources.ledger import schema as t
 from resources.ledger.engine import Database
 from resources.ledger.inbox import register_names
 
 __all__ = ["AllocationRow", "Allocations", "EventRow"]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AllocationRow:
-    """One published allocation (SPEC §6): budget of ``strategy`` from the session after
-    ``date``. ``capital`` in the quote currency."""
-
-    date: str
-    strategy: str
-    capital: Decimal
-    final_weight: float
-    breaker_state: str
-    benched: bool
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EventRow:
-    """A bench, readmit, breaker or rebalance event (SPEC §11 ``events.csv``)."""
-
-    date: str
-    kind: str
-    strategy: str | None
-    detail: str
 
 
 class Allocations(Database):

@@ -27,8 +27,9 @@ from allocator.execution.orders import BrokerFill, BrokerOrder, Side
 from allocator.execution.reasons import Reason
 from allocator.execution.records import Bar, GatedIntent, VirtualFill, exact
 from resources.ledger import schema as t
-from resources.ledger.engine import Database, insert_ignore, now
-from resources.ledger.journal import venue_of_order
+from resources.ledger.engine import Database, now
+from resources.ledger.journal import journal_fills, venue_of_order
+from resources.ledger.sealing import lock_bars, settle_lifecycle
 
 __all__ = ["BarSavings", "Bars"]
 
@@ -69,27 +70,29 @@ class Bars(Database):
     def record_bar(
         self, bar: Bar, outcome: SettledBar, broker_orders: Sequence[BrokerOrder]
     ) -> None:
+        """Record the settled bar in one transaction (see the module doc).
+
+        The fills of ``broker_orders`` not journaled yet are journaled first; then every
+        journaled fill of the bar's orders not settled yet is marked settled by ``bar``
+        (``broker_fills.settled_bar``), and the bar's lifecycle row becomes ``settled``.
+        """
         venue_of = {o.client_order_id: o for o in broker_orders}
         with self.engine.begin() as conn:
+            lock_bars(conn, [bar.key])  # serialised with the inbox and the seal
             # The bar row first: a second recorder of the same bar fails here and rolls back.
             conn.execute(sa.insert(t.bars), [{"bar": bar.key, "recorded_at": now()}])
             _write_gating(conn, bar, outcome.gated)
-            fills = [
-                {
-                    "venue": venue_of_order(conn, f.client_order_id),
-                    "fill_id": f.fill_id,
-                    "client_order_id": f.client_order_id,
-                    "symbol": f.symbol,
-                    "side": f.side.value,
-                    "qty": f.qty,
-                    "price": f.price,
-                    "fee": f.fee,
-                    "ts": f.ts,
-                }
-                for o in venue_of.values()
-                for f in o.fills
-            ]
-            insert_ignore(conn, t.broker_fills, fills, ["venue", "fill_id"])
+            for o in venue_of.values():
+                if o.fills:
+                    journal_fills(conn, venue_of_order(conn, o.client_order_id), o.fills)
+            f = t.broker_fills
+            bar_orders = sa.select(t.orders.c.client_order_id).where(t.orders.c.bar == bar.key)
+            conn.execute(
+                sa.update(f)
+                .where(f.c.settled_bar.is_(None), f.c.client_order_id.in_(bar_orders))
+                .values(settled_bar=bar.key)
+            )
+            settle_lifecycle(conn, bar.key)
             _write_virtual_fills(conn, bar, outcome.fills)
             conn.execute(
                 sa.insert(t.netting_savings),

@@ -27,6 +27,7 @@ from allocator.execution.reasons import Reason
 from allocator.execution.records import Bar, Intent
 from resources.ledger import schema as t
 from resources.ledger.engine import Database, chunks, insert_ignore, now
+from resources.ledger.sealing import closed_bars, lock_bars, store_refusals
 
 __all__ = ["Inbox", "PendingBar", "ReturnRecord", "SubmitReport", "register_names"]
 
@@ -160,10 +161,17 @@ class Inbox(Database):
 
     def submit_intents(self, intents: Sequence[Intent], *, source: str = "intents") -> SubmitReport:
         """Store checked intents. An id already stored with the same content is unchanged;
-        with other content it is refused (``conflict``)."""
+        with other content it is refused (``conflict``). A new intent for a sealed bar (or a
+        later state, or a bar recorded before sealing existed) is refused ``late`` and the
+        refusal is stored (:meth:`~resources.ledger.sealing.Sealing.refusals`). The check and
+        the insert are one transaction serialised with :meth:`seal_bar` on each bar
+        (:func:`~resources.ledger.sealing.lock_bars`)."""
         refused: list[RowRefusal] = []
+        late: list[tuple[str, str, str, Reason, str]] = []
         accepted = unchanged = 0
         with self.engine.begin() as conn:
+            lock_bars(conn, {i.bar.key for i in intents})
+            closed = closed_bars(conn, {i.bar.key for i in intents})
             ids = [i.intent_id for i in intents]
             stored: dict[str, Intent] = {}
             for chunk in chunks(ids, 500):
@@ -186,6 +194,22 @@ class Inbox(Database):
                             )
                         )
                     continue
+                state = closed.get(intent.bar.key)
+                if state is not None:
+                    detail = f"bar {intent.bar} is {state}: its inbox is closed"
+                    refused.append(
+                        RowRefusal(
+                            source=source,
+                            row=number,
+                            key=intent.intent_id,
+                            reason=Reason.LATE,
+                            detail=detail,
+                        )
+                    )
+                    late.append(
+                        (intent.intent_id, intent.strategy, intent.bar.key, Reason.LATE, detail)
+                    )
+                    continue
                 stored[intent.intent_id] = intent
                 new_rows.append(
                     {
@@ -201,6 +225,7 @@ class Inbox(Database):
                 accepted += 1
             if new_rows:
                 conn.execute(sa.insert(t.intents), new_rows)
+            store_refusals(conn, late, source=source)
         return SubmitReport(accepted=accepted, unchanged=unchanged, refused=tuple(refused))
 
     def intents_for_bar(self, bar: Bar) -> list[Intent]:

@@ -21,14 +21,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from allocator.execution.orders import NetOrder, OrderRequest, OrderState, SubmitOutcome, Venue
+from allocator.execution.orders import (
+    BrokerFill,
+    NetOrder,
+    OrderRequest,
+    OrderState,
+    Side,
+    SubmitOutcome,
+    Venue,
+)
 from allocator.execution.records import Bar
 from resources.ledger import schema as t
-from resources.ledger.engine import Database, now
+from resources.ledger.engine import Database, insert_ignore, now
 
-__all__ = ["MANUAL_BAR", "MODES", "Journal", "venue_of_order"]
+__all__ = ["MANUAL_BAR", "MODES", "Journal", "journal_fills", "venue_of_order"]
 
-MODES = ("paper", "live")
+MODES = ("sim", "paper", "live")  # SPEC §8 venue modes
 MANUAL_BAR = "manual"
 
 
@@ -88,31 +96,42 @@ class Journal(Database):
             _journal_once(conn, row, "this manual order")
 
     def update_order(self, order: NetOrder, outcome: SubmitOutcome) -> None:
-        self.record_order_outcome(order.client_order_id, outcome)
+        """Journal a bar order's outcome as it arrives (SPEC §9 "the journal is the truth"):
+        the order row and every fill the venue reported with it (new ones inserted, unsettled,
+        deduplicated by (venue, fill id)), in one transaction."""
+        with self.engine.begin() as conn:
+            _write_outcome(conn, order.client_order_id, outcome)
+            if outcome.order is not None and outcome.order.fills:
+                journal_fills(conn, order.venue.value, outcome.order.fills)
+
+    def journaled_fills(self, bar: Bar) -> dict[str, list[BrokerFill]]:
+        """The fills journaled for ``bar``'s orders (settled or not), by client order id,
+        each order's by fill id."""
+        f, o = t.broker_fills, t.orders
+        query = (
+            sa.select(f)
+            .select_from(f.join(o, o.c.client_order_id == f.c.client_order_id))
+            .where(o.c.bar == bar.key)
+            .order_by(f.c.client_order_id, f.c.fill_id)
+        )
+        out: dict[str, list[BrokerFill]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                out.setdefault(str(r.client_order_id), []).append(_fill_of(r))
+        return out
+
+    def unsettled_fills(self) -> list[BrokerFill]:
+        """The fills journaled as they arrived and not yet settled by a recorded bar."""
+        f = t.broker_fills
+        query = sa.select(f).where(f.c.settled_bar.is_(None)).order_by(f.c.fill_id)
+        with self.engine.connect() as conn:
+            return [_fill_of(r) for r in conn.execute(query)]
 
     def record_order_outcome(self, client_order_id: str, outcome: SubmitOutcome) -> None:
         """Write what :func:`~allocator.execution.orders.submit_idempotently` concluded for a
         journaled order: its state, detail and (when the venue answered) fills, price, fee, id."""
-        values: dict[str, Any] = {
-            "state": outcome.state.value,
-            "detail": outcome.detail,
-            "updated_at": now(),
-        }
-        if outcome.order is not None:
-            values |= {
-                "filled_qty": outcome.order.filled_qty,
-                "avg_price": outcome.order.avg_price,
-                "fee": outcome.order.fee,
-                "venue_order_id": outcome.order.venue_order_id,
-            }
         with self.engine.begin() as conn:
-            done = conn.execute(
-                sa.update(t.orders)
-                .where(t.orders.c.client_order_id == client_order_id)
-                .values(**values)
-            )
-            if done.rowcount != 1:
-                raise ValueError(f"order {client_order_id} is not in the journal")
+            _write_outcome(conn, client_order_id, outcome)
 
     def orders(self, bar: Bar | None = None) -> list[dict[str, Any]]:
         query = sa.select(t.orders).order_by(t.orders.c.bar, t.orders.c.symbol)
@@ -120,6 +139,63 @@ class Journal(Database):
             query = query.where(t.orders.c.bar == bar.key)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def _fill_of(r: Any) -> BrokerFill:
+    return BrokerFill(
+        fill_id=r.fill_id,
+        client_order_id=r.client_order_id,
+        symbol=r.symbol,
+        side=Side(r.side),
+        qty=r.qty,
+        price=r.price,
+        fee=r.fee,
+        ts=r.ts,
+    )
+
+
+def journal_fills(conn: Connection, venue: str, fills: Sequence[BrokerFill]) -> None:
+    """Insert the fills not journaled yet (key (venue, fill id)), ``settled_bar`` NULL."""
+    insert_ignore(
+        conn,
+        t.broker_fills,
+        [
+            {
+                "venue": venue,
+                "fill_id": f.fill_id,
+                "client_order_id": f.client_order_id,
+                "symbol": f.symbol,
+                "side": f.side.value,
+                "qty": f.qty,
+                "price": f.price,
+                "fee": f.fee,
+                "ts": f.ts,
+                "settled_bar": None,
+            }
+            for f in fills
+        ],
+        ["venue", "fill_id"],
+    )
+
+
+def _write_outcome(conn: Connection, client_order_id: str, outcome: SubmitOutcome) -> None:
+    values: dict[str, Any] = {
+        "state": outcome.state.value,
+        "detail": outcome.detail,
+        "updated_at": now(),
+    }
+    if outcome.order is not None:
+        values |= {
+            "filled_qty": outcome.order.filled_qty,
+            "avg_price": outcome.order.avg_price,
+            "fee": outcome.order.fee,
+            "venue_order_id": outcome.order.venue_order_id,
+        }
+    done = conn.execute(
+        sa.update(t.orders).where(t.orders.c.client_order_id == client_order_id).values(**values)
+    )
+    if done.rowcount != 1:
+        raise ValueError(f"order {client_order_id} is not in the journal")
 
 
 def venue_of_order(conn: Connection, cid: str) -> str:

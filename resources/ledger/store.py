@@ -9,7 +9,11 @@ composed of one class per concern, each in its own module and each a
 * :class:`~resources.ledger.journal.Journal`: the order journal (SPEC §9);
 * :class:`~resources.ledger.bars.Bars`: recorded bars, fills, gating, positions, cash, savings;
 * :class:`~resources.ledger.reconciliations.Reconciliations`: what the ledger expects at a
-  venue, reconciliations and venue halts (SPEC §9).
+  venue, reconciliations and venue halts (SPEC §9);
+* :class:`~resources.ledger.sealing.Sealing`: each bar's seal, its frozen plan and the
+  intents refused ``late`` (docs/decisions/0012-live-bar-path.md);
+* :class:`~resources.ledger.lanes.Lanes`: the bar lane's open bars, failed runs, retries,
+  abandonment and halt (docs/decisions/0012-live-bar-path.md).
 
 It implements the core's :class:`allocator.execution.ledger.Ledger` protocol. The paper
 broker's state (:class:`~resources.ledger.paper_state.LedgerPaperState`) shares the database
@@ -30,11 +34,13 @@ from resources.ledger.allocations import Allocations
 from resources.ledger.bars import Bars
 from resources.ledger.inbox import Inbox
 from resources.ledger.journal import Journal
+from resources.ledger.lanes import Lanes
 from resources.ledger.reconciliations import Reconciliations
+from resources.ledger.sealing import Sealing
 
 __all__ = ["Ledger"]
 
 
-class Ledger(Inbox, Allocations, Journal, Bars, Reconciliations):
+class Ledger(Inbox, Allocations, Journal, Bars, Reconciliations, Sealing, Lanes):
     """The store on ``url`` (none: :func:`~allocator.settings.default_ledger_url`); the schema
     is upgraded on open (``upgrade=False`` skips it)."""

@@ -20,6 +20,7 @@ from tests.fakes.fake_binance import FakeBinance
 @pytest.fixture
 def alpaca_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeAlpaca]:
     fake = FakeAlpaca().start()
+    monkeypatch.setenv("ALPACA_MODE", "paper")  # the venue's paper account (default: sim)
     monkeypatch.setenv("ALPACA_API_KEY", fake.key)
     monkeypatch.setenv("ALPACA_SECRET_KEY", fake.secret)
     monkeypatch.setenv("ALPACA_BASE_URL", fake.url)
@@ -33,6 +34,7 @@ def alpaca_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Fake
 @pytest.fixture
 def binance_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBinance]:
     fake = FakeBinance().start()
+    monkeypatch.setenv("CCXT_MODE", "paper")  # the venue's testnet account (default: sim)
     monkeypatch.setenv("CCXT_EXCHANGE", "binance")
     monkeypatch.setenv("CCXT_API_KEY", fake.key)
     monkeypatch.setenv("CCXT_SECRET", fake.secret)
@@ -115,6 +117,7 @@ def test_rejection_exits_2_and_says_why(
 def test_missing_credentials_exit_2_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("ALPACA_MODE", "paper")
     monkeypatch.delenv("ALPACA_API_KEY", raising=False)
     assert main(LOOKUP) == 2
     assert "ALPACA_API_KEY: environment variable is not set" in capsys.readouterr().err

@@ -13,6 +13,9 @@ request:
 - ``reject``, ``partial``, ``rest``: venue-specific order outcomes, read by ``route`` through
   :meth:`FakeRestVenue.take_order_fault`.
 
+``submits`` keeps every order-placing request as received (the wire text of its quantity);
+``delay_s`` answers every request that much later, concurrently (a venue far away).
+
 :meth:`FakeRestVenue.restart` stops the server and starts it again on the same port with its
 state kept: the venue "restarts with open orders".
 """
@@ -65,6 +68,8 @@ class FakeRestVenue:
         self.faults: list[Fault] = []
         self._order_fault: Fault | None = None
         self.log: list[tuple[str, str]] = []
+        self.submits: list[Request] = []  # every order-placing request, as received
+        self.delay_s = 0.0  # every request is answered this much later (a distant venue)
         self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -80,6 +85,9 @@ class FakeRestVenue:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body are two writes: with Nagle on, the body waits for the
+            # client's delayed ACK (~40 ms on Linux) on every request.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -163,8 +171,12 @@ class FakeRestVenue:
             raw_body=raw_body,
         )
         submit = self.is_submit(request)
+        if self.delay_s > 0:
+            self._release.wait(self.delay_s)
         with self.lock:
             self.log.append((request.method, request.path))
+            if submit:
+                self.submits.append(request)
             fault = self._take_fault(submit)
             if fault is not None and fault.kind == "status" and fault.when == "before":
                 self._write(handler, fault.status, dict(fault.body) or {"error": "injected"})

@@ -6,19 +6,27 @@ an unknown id on ``/v2/orders:by_client_order_id`` is 404 code 40410000; cancel 
 or 422 when the order is no longer cancelable. Market orders fill at once at the symbol's
 price unless a ``partial``/``rest``/``reject`` fault says otherwise; each execution is a
 ``FILL`` account activity with its own id.
+
+``fill_mode`` reproduces how a real market order lives: ``immediate`` (the default, filled in
+the reply), ``delayed`` (answered ``accepted``, then ``new``, then filled ``fill_delay_s``
+later by a timer) and ``partial_open`` (answered ``accepted``; ``fill_delay_s`` later half is
+filled and the order stays open, ``partially_filled``, until cancelled).
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from ._http import FakeRestVenue, Request
 
-__all__ = ["FakeAlpaca"]
+__all__ = ["FakeAlpaca", "FillMode"]
+
+FillMode = Literal["immediate", "delayed", "partial_open"]
 
 OPEN_STATUSES = {"new", "accepted", "partially_filled", "pending_new"}
 
@@ -81,6 +89,8 @@ class FakeAlpaca(FakeRestVenue):
         self.cost: dict[str, Decimal] = {}
         self.cash = Decimal("100000")
         self.trade_time: str | None = None  # latest trade time (ISO); None: now
+        self.fill_mode: FillMode = "immediate"
+        self.fill_delay_s = 0.2
 
     # -- helpers for tests -------------------------------------------------------------------
     def orders_for(self, client_order_id: str) -> list[_Order]:
@@ -207,12 +217,38 @@ class FakeAlpaca(FakeRestVenue):
             status="accepted",
         )
         self.orders[order.id] = order
-        if fault is None:
+        if fault is None and self.fill_mode != "immediate":
+            self._later(order)
+        elif fault is None:
             self._execute(order, order.qty)
         elif fault.kind == "partial":
             half = (order.qty / 2).to_integral_value(rounding="ROUND_FLOOR")
             self._execute(order, half if half > 0 else order.qty / 2)
         return 200, order.to_json("us_equity")
+
+    def _later(self, order: _Order) -> None:
+        """Fill ``order`` (all of it, or half for ``partial_open``) ``fill_delay_s`` from now."""
+        mode = self.fill_mode
+
+        def work() -> None:
+            with self.lock:
+                if order.status not in OPEN_STATUSES:  # cancelled meanwhile
+                    return
+                if mode == "delayed":
+                    self._execute(order, order.qty - order.filled_qty)
+                else:
+                    half = (order.qty / 2).to_integral_value(rounding="ROUND_FLOOR")
+                    self._execute(order, half if half > 0 else order.qty / 2)
+
+        def to_new() -> None:
+            with self.lock:
+                if order.status == "accepted":
+                    order.status = "new"
+
+        for delay, fn in ((self.fill_delay_s / 4, to_new), (self.fill_delay_s, work)):
+            timer = threading.Timer(delay, fn)
+            timer.daemon = True
+            timer.start()
 
     def _position(self, symbol: str, qty: Decimal) -> dict[str, Any]:
         avg = self.cost[symbol] / qty

@@ -91,6 +91,10 @@ class FakeBinance(FakeRestVenue):
         }
         self.prices: dict[str, Decimal] = {"BTCUSDT": Decimal("60000"), "ETHUSDT": Decimal("3000")}
         self.balances: dict[str, Decimal] = {"USDT": Decimal("1000000")}
+        # Where the commission is taken: "quote" (always USDT), "received" (Binance's own rule:
+        # the asset received, the base coin on a buy) or "BNB" (BNB fee discount, BNB held).
+        self.fee_asset = "quote"
+        self.bnb_price = Decimal("500")
         self.orders: dict[int, _Order] = {}
         self.trades: list[dict[str, Any]] = []
         self.bad_signatures = 0
@@ -227,8 +231,14 @@ class FakeBinance(FakeRestVenue):
         order.status = "FILLED" if order.executed == order.qty else "PARTIALLY_FILLED"
         sign = 1 if order.side == "BUY" else -1
         base, quote = market["base"], market["quote"]
+        fee_asset = quote
+        if self.fee_asset == "received" and order.side == "BUY":
+            fee_asset, fee = base, qty * self.FEE_RATE
+        elif self.fee_asset == "BNB":
+            fee_asset, fee = "BNB", qty * price * self.FEE_RATE / self.bnb_price
         self.balances[base] = self.balances.get(base, Decimal(0)) + sign * qty
-        self.balances[quote] = self.balances.get(quote, Decimal(0)) - sign * qty * price - fee
+        self.balances[quote] = self.balances.get(quote, Decimal(0)) - sign * qty * price
+        self.balances[fee_asset] = self.balances.get(fee_asset, Decimal(0)) - fee
         trade_id = next(self._ids)
         self.trades.append(
             {
@@ -240,7 +250,7 @@ class FakeBinance(FakeRestVenue):
                 "qty": str(qty),
                 "quoteQty": str(qty * price),
                 "commission": str(fee),
-                "commissionAsset": quote,
+                "commissionAsset": fee_asset,
                 "time": order.time_ms,
                 "isBuyer": order.side == "BUY",
                 "isMaker": False,
@@ -252,7 +262,7 @@ class FakeBinance(FakeRestVenue):
                 "price": str(price),
                 "qty": str(qty),
                 "commission": str(fee),
-                "commissionAsset": quote,
+                "commissionAsset": fee_asset,
                 "tradeId": trade_id,
             }
         ]

@@ -439,6 +439,7 @@ class FakeTws:
         self.positions: dict[int, Decimal] = {}
         self.faults: list[Fault] = []
         self.log: list[int] = []
+        self.received_qty: list[str] = []  # order.totalQuantity of each placeOrder, as text
         self.port = 0
         self._perm_ids = itertools.count(1_500_000_001)
         self._exec_ids = itertools.count(1)
@@ -670,6 +671,7 @@ class FakeTws:
             )
             return
         with self.lock:
+            self.received_qty.append(fields[at["order.totalQuantity"]])
             order = TwsOrder(
                 order_id=order_id,
                 client_id=conn.client_id or 0,

@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from allocator.execution.records import parse_bar
+from cli.main import main
 from pipelines.definitions import build_definitions
 from pipelines.schedules import rebalance_schedule
 from pipelines.sensors import bar_sensor
@@ -106,13 +107,75 @@ def test_sensor_waits_for_every_active_strategy_then_one_run_per_bar(
     waiting, _ = _sensor(world, instance, BARS[0], bar_deadline_seconds=3600)
     assert isinstance(waiting, dg.SkipReason)
     assert running in str(waiting.skip_message)
-    instance.report_run_failed(instance.get_run_by_id(running))  # the run ended (any status)
+    # The run FAILED: the failed bar is never skipped (SPEC §9). The sensor counts the failure,
+    # schedules a retry and does not request the next bar, however often it is asked.
+    instance.report_run_failed(instance.get_run_by_id(running))
+    config = world.root / "lane.toml"
+    config.write_text("[execution]\nretry_backoff_s = 3600\n", encoding="utf-8")
+    for _ in range(3):
+        blocked, _ = _sensor(
+            world, instance, BARS[0], bar_deadline_seconds=3600, config_path=str(config)
+        )
+        assert not _requests(blocked), "the next bar must wait for the failed one"
+        assert BARS[0] in _skip(blocked)
+        assert "next retry at" in _skip(blocked)
+    ledger = world.ledger()
+    try:
+        [status] = ledger.open_bars()
+        assert (status.bar, status.state.value, status.attempts) == (BARS[0], "failed", 1)
+        assert status.last_error is not None
+        assert status.last_error.startswith(f"run {running} FAILURE")
+    finally:
+        ledger.close()
+    # Abandoned by an operator (every venue confirms it holds no order of it): the lane moves on.
+    assert main(["bar", "abandon", BARS[0], "--reason", "test", "--ledger", _url(world)]) == 0
     second, _ = _sensor(world, instance, BARS[0], bar_deadline_seconds=3600)
     assert [r.run_key for r in second.run_requests] == [BARS[1]]
     assert second.cursor == BARS[1]
-    # The cursor moves on: the same bars are not requested again.
+    # The sensor sealed BARS[1] when it asked for its run: a later intent for it is late.
+    ledger = world.ledger()
+    try:
+        sealed = ledger.bar_status(parse_bar(BARS[1]))
+        assert sealed is not None
+        assert sealed.sealed_by == "bar_sensor"
+        late = ledger.submit_intents([_late_intent(BARS[1])])
+        assert [r.reason.value for r in late.refused] == ["late"]
+    finally:
+        ledger.close()
+    # A sealed bar whose run was never created (the daemon died in between) is asked again.
     again, _ = _sensor(world, instance, BARS[1], bar_deadline_seconds=3600)
-    assert isinstance(again, dg.SkipReason)
+    assert [r.run_key for r in again.run_requests] == [BARS[1]]
+
+
+def _requests(result: object) -> list[str]:
+    return [r.run_key for r in getattr(result, "run_requests", None) or []]
+
+
+def _skip(result: object) -> str:
+    if isinstance(result, dg.SkipReason):
+        return str(result.skip_message)
+    skip = getattr(result, "skip_reason", None)
+    return "" if skip is None else str(skip.skip_message)
+
+
+def _url(world: World) -> str:
+    return world.env["ALLOCATOR_LEDGER_URL"]
+
+
+def _late_intent(bar: str, qty: str = "-100", strategy: str = "pairs"):  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    from allocator.execution.orders import AssetClass
+    from allocator.execution.records import Intent
+
+    return Intent(
+        intent_id=f"{bar}-{strategy}-late",
+        strategy=strategy,
+        symbol="SPY",
+        asset_class=AssetClass.ETF,
+        qty=Decimal(qty),
+        bar=parse_bar(bar),
+    )
 
 
 def _bar_run(instance: dg.DagsterInstance, bar: str, status: dg.DagsterRunStatus) -> str:
@@ -147,7 +210,9 @@ def test_a_held_evaluation_answers_as_soon_as_the_bar_is_complete(
     elapsed = time.monotonic() - started
     assert [r.run_key for r in result.run_requests] == [BARS[0]]
     assert 0.5 <= elapsed < 2.0
-    # Nothing more arrives: the evaluation gives up after its hold (one daemon loop).
+    # Nothing more arrives: the evaluation gives up after its hold (one daemon loop). (The
+    # daemon has launched the requested run; without it, the sealed bar would be asked again.)
+    _bar_run(instance, BARS[0], dg.DagsterRunStatus.STARTED)
     started = time.monotonic()
     idle, _ = _sensor(
         world, instance, BARS[0], bar_deadline_seconds=3600, sensor_hold_s=0.5, sensor_poll_s=0.05

@@ -12,9 +12,9 @@ from alpaca.trading.models import Order
 from alpaca.trading.requests import MarketOrderRequest
 
 from allocator.execution.orders import BrokerFill, BrokerOrder, OrderRequest, OrderState, Side
-from resources.brokers.common import to_decimal
+from resources.brokers.common import decimal_text, to_decimal
 
-__all__ = ["STATE_OF", "to_broker_order", "to_fills", "to_market_order"]
+__all__ = ["STATE_OF", "ExactMarketOrderRequest", "to_broker_order", "to_fills", "to_market_order"]
 
 STATE_OF: Mapping[OrderStatus, OrderState] = {
     OrderStatus.NEW: OrderState.SUBMITTED,
@@ -38,11 +38,23 @@ STATE_OF: Mapping[OrderStatus, OrderState] = {
 }
 
 
+class ExactMarketOrderRequest(MarketOrderRequest):
+    """alpaca-py's market order with ``qty`` as exact decimal text (Alpaca's API takes a string).
+
+    alpaca-py types ``qty`` as a float; a float on the wire is not the quantity we decided.
+    """
+
+    qty: str | None = None  # type: ignore[assignment]
+
+
 def to_market_order(request: OrderRequest, qty: Decimal) -> MarketOrderRequest:
-    """A DAY market order by quantity (fractional shares need DAY) with our client order id."""
-    return MarketOrderRequest(
+    """A DAY market order by quantity (fractional shares need DAY) with our client order id.
+
+    The quantity goes out as exact decimal text (:func:`decimal_text`), never a float.
+    """
+    return ExactMarketOrderRequest(
         symbol=request.symbol,
-        qty=float(qty),
+        qty=decimal_text(qty),
         side=OrderSide.BUY if request.side is Side.BUY else OrderSide.SELL,
         time_in_force=TimeInForce.DAY,
         client_order_id=request.client_order_id,

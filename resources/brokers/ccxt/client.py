@@ -9,8 +9,9 @@ the open then the closed orders by ``orderLinkId``; others by ``clientOrderId``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +22,13 @@ from allocator.errors import BrokerError, ConfigError
 from allocator.execution.orders import BrokerOrder, OrderRequest, Venue
 from resources.brokers.ccxt.errors import classify
 from resources.brokers.ccxt.mapping import rules_from_market, to_broker_order, to_fills
-from resources.brokers.common import InstrumentRules, TradingMode, check_mode, to_decimal
+from resources.brokers.common import (
+    InstrumentRules,
+    TradingMode,
+    check_mode,
+    decimal_text,
+    to_decimal,
+)
 
 __all__ = ["EXCHANGE_OPTIONS", "CcxtBroker", "point_at"]
 
@@ -62,6 +69,24 @@ def _live_hosts(exchange_id: str) -> set[str]:
     return {urlsplit(probe.implode_hostname(u)).netloc for u in urls if isinstance(u, str)}
 
 
+def _build(
+    exchange: str, config: Mapping[str, Any], mode: TradingMode, base_url: str | None
+) -> ccxt.Exchange:
+    """A ccxt client of ``exchange``: the sandbox in paper mode, or pointed at ``base_url``."""
+    client: ccxt.Exchange = getattr(ccxt, exchange)(
+        {**config, "options": dict(config.get("options") or {})}
+    )
+    if mode == "paper" and base_url is None:
+        if not client.urls.get("test"):
+            raise ConfigError(
+                "ccxt.mode", f"{exchange} has no sandbox in ccxt: give a paper base_url"
+            )
+        client.set_sandbox_mode(True)
+    if base_url:
+        point_at(client, base_url)
+    return client
+
+
 class CcxtBroker:
     """A ccxt exchange as a :class:`~allocator.execution.orders.Broker` (crypto spot)."""
 
@@ -93,38 +118,64 @@ class CcxtBroker:
         }
         if password:
             config["password"] = password
-        client: ccxt.Exchange = getattr(ccxt, exchange)(config)
-        if mode == "paper" and base_url is None:
-            if not client.urls.get("test"):
-                raise ConfigError(
-                    "ccxt.mode", f"{exchange} has no sandbox in ccxt: give a paper base_url"
-                )
-            client.set_sandbox_mode(True)
-        if base_url:
-            point_at(client, base_url)
+        client = _build(exchange, config, mode, base_url)
         endpoint = base_url or "live API" if mode == "live" else base_url or "sandbox"
         is_live = urlsplit(base_url).netloc in _live_hosts(exchange) if base_url else mode == "live"
         check_mode(f"ccxt.{exchange}", mode, is_live_endpoint=is_live, endpoint=endpoint)
         self.exchange_id = exchange
         self.mode: TradingMode = mode
         self.quote_currency = quote_currency
-        self.client = client
-        self._lock = threading.RLock()
+        self.client = client  # loads the markets; one of the pool's clients
+        self._build = lambda: _build(exchange, config, mode, base_url)
+        self._pool_lock = threading.Lock()
+        self._idle: list[ccxt.Exchange] = [client]
+        self._clients: list[ccxt.Exchange] = [client]
+        self._markets_lock = threading.Lock()
 
     @property
     def name(self) -> str:
         return f"{Venue.CCXT.value}:{self.exchange_id}"
 
-    def _call(self, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
+    @contextlib.contextmanager
+    def _checkout(self) -> Iterator[ccxt.Exchange]:
+        """A ccxt client for one call, used by no other thread meanwhile.
+
+        ccxt's sync clients are not thread-safe; a bar's orders go out concurrently
+        (``execute_orders``), so each concurrent call borrows a client of its own from a pool
+        (built on demand from the same settings, the markets shared) and gives it back.
+        """
+        with self._pool_lock:
+            client = self._idle.pop() if self._idle else None
+        if client is None:
+            self._load_markets()
+            client = self._build()
+            client.set_markets_from_exchange(self.client)
+            with self._pool_lock:
+                self._clients.append(client)
+        try:
+            yield client
+        finally:
+            with self._pool_lock:
+                self._idle.append(client)
+
+    def _load_markets(self) -> None:
+        with self._markets_lock:
+            if not self.client.markets:
+                try:
+                    self.client.load_markets()
+                except ccxt.BaseError as exc:
+                    raise classify(exc, self.exchange_id, "load markets") from exc
+
+    def _call(self, action: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(client, *args)`` on a borrowed client; ccxt errors classified."""
+        with self._checkout() as client:
             try:
-                return fn(*args, **kwargs)
+                return fn(client, *args)
             except ccxt.BaseError as exc:
                 raise classify(exc, self.exchange_id, action) from exc
 
     def market(self, symbol: str) -> Mapping[str, Any]:
-        if not self.client.markets:
-            self._call("load markets", self.client.load_markets)
+        self._load_markets()
         if symbol not in self.client.markets:
             raise BrokerError(f"{self.exchange_id}: unknown symbol {symbol!r} (spot markets only)")
         market: Mapping[str, Any] = self.client.markets[symbol]
@@ -142,13 +193,16 @@ class CcxtBroker:
         params: dict[str, Any] = {"clientOrderId": request.client_order_id}
         if self.exchange_id == "bybit":
             params["marketUnit"] = "baseCoin"  # qty in base units on both sides
+        # Exact decimal text: amount_to_precision of the rounded qty is a string and ccxt sends
+        # a string amount as it is (a float would go through repr).
+        amount = self.client.amount_to_precision(request.symbol, decimal_text(qty))
         created = self._call(
             "submit",
-            self.client.create_order,
+            lambda ex, *a: ex.create_order(*a),
             request.symbol,
             "market",
             request.side.value,
-            float(qty),
+            amount,
             None,
             params,
         )
@@ -158,11 +212,10 @@ class CcxtBroker:
             return found
         created.setdefault("clientOrderId", request.client_order_id)
         created.setdefault("side", request.side.value)
-        created.setdefault("amount", float(qty))
+        created.setdefault("amount", amount)
         return to_broker_order({**created, "status": created.get("status") or "open"}, market)
 
-    def _find(self, symbol: str, cid: str) -> dict[str, Any] | None:
-        client = self.client
+    def _find(self, client: ccxt.Exchange, symbol: str, cid: str) -> dict[str, Any] | None:
         try:
             if self.exchange_id == "binance":
                 order: dict[str, Any] = client.fetch_order(None, symbol, {"origClientOrderId": cid})
@@ -188,7 +241,7 @@ class CcxtBroker:
         if to_decimal(order.get("filled") or 0, "filled") > 0:
             trades = self._call(
                 f"fills of {client_order_id}",
-                self.client.fetch_my_trades,
+                lambda ex, *a: ex.fetch_my_trades(*a),
                 symbol,
                 None,
                 None,
@@ -199,15 +252,13 @@ class CcxtBroker:
         return to_broker_order(order, market, fills)
 
     def open_orders(self) -> Sequence[BrokerOrder]:
-        if not self.client.markets:
-            self._call("load markets", self.client.load_markets)
-        orders = self._call("open orders", self.client.fetch_open_orders)
+        self._load_markets()
+        orders = self._call("open orders", lambda ex: ex.fetch_open_orders())
         return [to_broker_order(o, self.client.markets[o["symbol"]]) for o in orders]
 
     def positions(self) -> Mapping[str, Decimal]:
         """Spot holdings as positions: each currency's total balance under ``CCY/QUOTE``."""
-        if not self.client.markets:
-            self._call("load markets", self.client.load_markets)
+        self._load_markets()
         result: dict[str, Decimal] = {}
         for currency, total in self.account().items():
             symbol = f"{currency}/{self.quote_currency}"
@@ -222,12 +273,15 @@ class CcxtBroker:
                 f"{self.exchange_id}: cannot cancel {client_order_id}: the venue does not know it"
             )
         self._call(
-            f"cancel {client_order_id}", self.client.cancel_order, order.venue_order_id, symbol
+            f"cancel {client_order_id}",
+            lambda ex, *a: ex.cancel_order(*a),
+            order.venue_order_id,
+            symbol,
         )
 
     def account(self) -> Mapping[str, Decimal]:
         """Total balance per currency (free + used)."""
-        balance = self._call("balance", self.client.fetch_balance)
+        balance = self._call("balance", lambda ex: ex.fetch_balance())
         totals = balance.get("total") or {}
         return {
             ccy: to_decimal(amount, f"{self.exchange_id} balance {ccy}")
@@ -236,6 +290,9 @@ class CcxtBroker:
         }
 
     def close(self) -> None:
-        session = getattr(self.client, "session", None)
-        if session is not None:
-            session.close()
+        with self._pool_lock:
+            clients = list(self._clients)
+        for client in clients:
+            session = getattr(client, "session", None)
+            if session is not None:
+                session.close()

@@ -11,7 +11,7 @@ from typing import Any
 from allocator.execution.orders import BrokerFill, BrokerOrder, OrderState, Side
 from resources.brokers.common import InstrumentRules, to_decimal
 
-__all__ = ["STATE_OF", "rules_from_market", "to_broker_order", "to_fills"]
+__all__ = ["STATE_OF", "fee_in_quote", "rules_from_market", "to_broker_order", "to_fills"]
 
 _log = logging.getLogger(__name__)
 
@@ -58,17 +58,29 @@ def rules_from_market(market: Mapping[str, Any], precision_mode: int) -> Instrum
     )
 
 
-def _fee_in_quote(fee: Mapping[str, Any] | None, base: str, quote: str, price: Decimal) -> Decimal:
+def _fee(fee: Mapping[str, Any] | None, quote: str) -> tuple[Decimal, str | None]:
+    """A ccxt trade's fee as (amount, currency): ``None`` currency is the quote currency.
+
+    A fee in the base currency stays in base units (the venue took it from the coins
+    received); a fee in a third currency (BNB) stays in that currency: neither is valued here.
+    """
     if not fee or fee.get("cost") is None:
-        return Decimal(0)
+        return Decimal(0), None
     cost = _dec(fee["cost"], "fee cost")
     currency = fee.get("currency")
-    if currency in (None, quote):
-        return cost
-    if currency == base:
-        return cost * price
-    _log.warning("fee of %s %s cannot be valued in %s; recorded as 0", cost, currency, quote)
-    return Decimal(0)
+    if currency in (None, "", quote):
+        return cost, None
+    return cost, str(currency)
+
+
+def fee_in_quote(fill: BrokerFill, base: str) -> Decimal | None:
+    """The fill's fee in quote currency: a base-currency fee valued at the fill's price;
+    ``None`` for a fee in a third currency (it has no price here)."""
+    if fill.fee_currency is None:
+        return fill.fee
+    if fill.fee_currency == base:
+        return fill.fee * fill.price
+    return None
 
 
 def to_fills(
@@ -79,6 +91,7 @@ def to_fills(
     for trade in trades:
         fill_id = str(trade["id"])
         price = _dec(trade["price"], f"trade {fill_id} price")
+        fee, currency = _fee(trade.get("fee"), market["quote"])
         ts = trade.get("timestamp")
         fills[fill_id] = BrokerFill(
             fill_id=fill_id,
@@ -87,7 +100,8 @@ def to_fills(
             side=Side(str(trade["side"]).lower()),
             qty=_dec(trade["amount"], f"trade {fill_id} amount"),
             price=price,
-            fee=_fee_in_quote(trade.get("fee"), market["base"], market["quote"], price),
+            fee=fee,
+            fee_currency=currency,
             ts=datetime.fromtimestamp(ts / 1000, tz=UTC) if ts else None,
         )
     return tuple(sorted(fills.values(), key=lambda f: (f.ts is None, f.ts, f.fill_id)))
@@ -115,7 +129,17 @@ def to_broker_order(
     average = order.get("average")
     if average is None and filled > 0 and order.get("cost"):
         average = _dec(order["cost"], f"order {oid} cost") / filled
-    fee = sum((f.fee for f in fills), Decimal(0))
+    # The order's fee is in quote currency: quote fees, and base fees valued at their fill's
+    # price; a third-currency fee (BNB) is not a quote amount and stays on its fill only.
+    fee = Decimal(0)
+    for fill in fills:
+        valued = fee_in_quote(fill, str(market["base"]))
+        if valued is None:
+            _log.info(
+                "fill %s: fee %s %s kept in its currency", fill.fill_id, fill.fee, fill.fee_currency
+            )
+        else:
+            fee += valued
     return BrokerOrder(
         client_order_id=cid,
         venue_order_id=oid,

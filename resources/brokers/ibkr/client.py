@@ -30,7 +30,7 @@ from allocator.execution.orders import (
     Side,
     Venue,
 )
-from resources.brokers.common import InstrumentRules, TradingMode, to_decimal
+from resources.brokers.common import InstrumentRules, TradingMode, decimal_text, to_decimal
 from resources.brokers.ibkr.errors import REJECTED
 from resources.brokers.ibkr.mapping import contract_for, position_key, to_broker_order
 
@@ -162,7 +162,9 @@ class IbkrBroker:
         contract = self.contract(request.symbol, request.asset_class)
         qty = self.rules(request.symbol, request.asset_class).apply(request)
         action = "BUY" if request.side is Side.BUY else "SELL"
-        order = MarketOrder(action, float(qty), orderRef=request.client_order_id)
+        # ib_async types totalQuantity as a float but writes each field with str() (text as
+        # it is): exact decimal text reaches TWS as "4" or "0.5", never "4.0" or "1e-05".
+        order = MarketOrder(action, decimal_text(qty), orderRef=request.client_order_id)
         if self.account:
             order.account = self.account
         ib = self.ib

@@ -83,6 +83,8 @@ class MemoryPaperState:
 class PaperBroker:
     """A simulated venue behind the :class:`~allocator.execution.orders.Broker` interface."""
 
+    mode = "sim"  # the venue mode journaled on its orders (SPEC §8)
+
     def __init__(
         self,
         *,

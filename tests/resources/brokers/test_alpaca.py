@@ -132,3 +132,21 @@ def test_resource_reads_credentials_from_env(
     result = job.execute_in_process()
     assert result.success
     assert result.output_for_node("read") == "alpaca"
+
+
+def test_quantity_reaches_alpaca_as_exact_decimal_text(fake_alpaca: FakeAlpaca) -> None:
+    import json
+
+    broker = _broker(fake_alpaca)
+    for cid, qty in (("a" * 32, "0.000000007"), ("b" * 32, "2"), ("c" * 32, "1.123456789")):
+        broker.submit(
+            OrderRequest(
+                client_order_id=cid,
+                symbol="SPY",
+                asset_class=AssetClass.ETF,
+                side=Side.BUY,
+                qty=Decimal(qty),
+                venue=Venue.ALPACA,
+            )
+        )
+        assert json.loads(fake_alpaca.submits[-1].raw_body)["qty"] == qty  # text, not a float

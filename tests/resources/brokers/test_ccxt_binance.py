@@ -101,3 +101,23 @@ def test_live_mode_guard() -> None:
     assert paper.client.urls["api"]["public"].startswith("https://testnet.binance.vision")
     with pytest.raises(ConfigError, match=r"unknown ccxt exchange 'nosuch'"):
         CcxtBroker(exchange="nosuch", api_key="k", secret="s")
+
+
+def test_quantity_reaches_binance_as_exact_decimal_text(fake_binance: FakeBinance) -> None:
+    from allocator.execution.orders import OrderRequest, Side
+
+    broker = _broker(fake_binance)
+    for cid, qty, wire in (("a" * 32, "0.01234", "0.01234"), ("b" * 32, "0.0000900", "0.00009")):
+        broker.submit(
+            OrderRequest(
+                client_order_id=cid,
+                symbol="BTC/USDT",
+                asset_class=AssetClass.CRYPTO,
+                side=Side.BUY,
+                qty=Decimal(qty),
+                venue=Venue.CCXT,
+            )
+        )
+        body = fake_binance.submits[-1]
+        sent = body.form.get("quantity") or body.query.get("quantity")
+        assert sent == wire, body.raw_body or body.raw_query  # float(0.00009) is "9e-05"

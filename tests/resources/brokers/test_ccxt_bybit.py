@@ -58,7 +58,7 @@ class TestBybitContract(BrokerContract):
         broker.close()
 
 
-def test_buy_fee_in_base_coin_is_valued_in_quote(fake_bybit: FakeBybit) -> None:
+def test_buy_fee_in_base_coin_is_kept_in_base_units(fake_bybit: FakeBybit) -> None:
     broker = _broker(fake_bybit)
     request = OrderRequest(
         client_order_id="1" * 32,
@@ -70,9 +70,10 @@ def test_buy_fee_in_base_coin_is_valued_in_quote(fake_bybit: FakeBybit) -> None:
     )
     order = broker.submit(request)
     # 0.1% of 0.01 BTC, charged in BTC, is 0.00001 BTC = 0.6 USDT at 60,000.
-    assert order.fee == Decimal("0.6")
-    assert order.fills[0].fee == Decimal("0.6")
-    assert broker.account()["BTC"] == Decimal("0.00999")
+    assert order.fee == Decimal("0.6")  # the order's fee, in quote, for attribution
+    fill = order.fills[0]
+    assert (fill.fee, fill.fee_currency) == (Decimal("0.00001"), "BTC")  # the fill's, in base
+    assert broker.account()["BTC"] == Decimal("0.00999") == fill.qty - fill.fee
 
 
 def test_a_wrong_secret_fails_the_signature_check(fake_bybit: FakeBybit) -> None:

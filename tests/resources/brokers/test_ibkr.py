@@ -189,3 +189,17 @@ def test_forex_pair_qualifies_and_trades(fake_tws: FakeTws) -> None:
         assert found.avg_price == Decimal("1.0850")
     finally:
         again.close()
+
+
+def test_quantity_reaches_tws_as_exact_decimal_text(fake_tws: FakeTws) -> None:
+    broker = _broker(fake_tws)
+    request = OrderRequest(
+        client_order_id=client_order_id("paper", "2024-05-01", "SPY", Side.BUY, 9),
+        symbol="SPY",
+        asset_class=AssetClass.ETF,
+        side=Side.BUY,
+        qty=Decimal("4"),
+        venue=Venue.IBKR,
+    )
+    broker.submit(request)
+    assert fake_tws.received_qty == ["4"]  # a float would have gone out as "4.0"

@@ -12,7 +12,8 @@ Skipped unless ``ALLOCATOR_LIVE_SMOKE=1`` and the venue's credentials are set:
   [SPY] (``IB_SMOKE_ASSET_CLASS`` [etf]) x ``IB_SMOKE_QTY`` [1].
 
 A venue whose mode variable (``ALPACA_MODE``, ``CCXT_MODE``, ``IB_MODE``) says ``live`` is
-refused: these tests place real orders and run on paper accounts only. Each run uses a new
+refused: these tests place real orders and run on paper accounts only; an unset mode variable
+(``sim`` by default) is set to ``paper`` for them. Each run uses a new
 client order id (from the current UTC time); the orders are journaled in a private ledger. An
 order still open at the end (a closed market) is cancelled; a filled one is left in the paper
 account (a tiny long position). The commands run as subprocesses of the installed CLI.
@@ -92,9 +93,18 @@ def skip_reason(smoke: Smoke, env: dict[str, str]) -> str | None:
     return None
 
 
+def _paper_env() -> dict[str, str]:
+    """The environment with every unset mode variable at ``paper`` (the default is ``sim``)."""
+    env = dict(os.environ)
+    for smoke in VENUES:
+        env[smoke.mode_variable] = env.get(smoke.mode_variable) or "paper"
+    return env
+
+
 def _cli(*args: str) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "cli.main", "broker", *args],
+        env=_paper_env(),
         capture_output=True,
         text=True,
         timeout=90,
@@ -146,7 +156,7 @@ def test_submit_lookup_and_idempotent_resubmit(smoke: Smoke) -> None:
         from allocator.settings import load_settings
         from resources.brokers.registry import operator_venue
 
-        broker = operator_venue(smoke.venue, load_settings())
+        broker = operator_venue(smoke.venue, load_settings(), env=_paper_env())
         try:
             broker.cancel(symbol, cid)
         finally:

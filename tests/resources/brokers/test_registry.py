@@ -2,7 +2,8 @@
 
 The operator lane's adapters are exercised end to end against the fakes by
 ``tests/cli/test_broker.py``; here, what the registry itself decides: the simulated venue for
-every venue in the pipeline, and, for the operator lane, the mode variables, the credentials
+every venue in the pipeline by default, the real adapter in ``paper``/``live`` mode for the
+pipeline and the operator alike, and, for the operator lane, the mode variables, the credentials
 and the settings each venue is built from, each error naming its variable.
 """
 
@@ -34,18 +35,56 @@ def _request(cid: str) -> OrderRequest:
     )
 
 
-def test_the_pipeline_trades_the_simulated_venue_everywhere() -> None:
+def test_the_pipeline_trades_the_simulated_venue_everywhere_by_default() -> None:
     paper = PaperBrokerConfig(slippage_bps=Decimal(10))
-    venues = pipeline_venues(DEFAULT_INSTRUMENTS, paper=paper)
+    venues = pipeline_venues(DEFAULT_INSTRUMENTS, paper=paper, env={})
     assert set(venues) == set(Venue)
     for venue, broker in venues.items():
         assert isinstance(broker, PaperBroker)
         assert (broker.venue, broker.name, broker.config) == (venue, f"paper-{venue}", paper)
+        assert broker.mode == "sim"
+
+
+def test_the_pipeline_and_the_operator_build_each_venue_from_the_same_mode(
+    ledger: object,
+) -> None:
+    from resources.brokers.alpaca import AlpacaBroker
+    from tests.fakes.fake_alpaca import FakeAlpaca
+
+    fake = FakeAlpaca().start()
+    try:
+        env = {
+            "ALPACA_MODE": "paper",
+            "ALPACA_API_KEY": fake.key,
+            "ALPACA_SECRET_KEY": fake.secret,
+            "ALPACA_BASE_URL": fake.url,
+        }
+        venues = pipeline_venues(DEFAULT_INSTRUMENTS, ledger=ledger, env=env)
+        alpaca = venues[Venue.ALPACA]
+        assert isinstance(alpaca, AlpacaBroker)
+        assert alpaca.mode == "paper"
+        assert isinstance(venues[Venue.CCXT], PaperBroker)  # CCXT_MODE unset: sim
+        operator = operator_venue("alpaca", Settings(), env=env)
+        assert isinstance(operator, AlpacaBroker)
+        assert operator.base_url == alpaca.base_url == fake.url
+        alpaca.submit(_request("p1"))
+        assert operator.positions() == {"SPY": Decimal(3)}
+        # sim: the operator's simulated venue is the pipeline's, the same orders in the ledger
+        sim = pipeline_venues(DEFAULT_INSTRUMENTS, ledger=ledger, env={})[Venue.ALPACA]
+        sim.submit(_request("s1"))
+        seen = operator_venue("alpaca", Settings(), env={}, ledger=ledger)
+        assert isinstance(seen, PaperBroker)
+        assert seen.mode == "sim"
+        assert seen.positions() == {"SPY": Decimal(3)}
+        for broker in (alpaca, operator):
+            broker.close()
+    finally:
+        fake.stop()
 
 
 def test_the_pipeline_venues_keep_their_orders_in_the_ledger(ledger: object) -> None:
-    pipeline_venues(DEFAULT_INSTRUMENTS, ledger=ledger)[Venue.ALPACA].submit(_request("r1"))
-    again = pipeline_venues(DEFAULT_INSTRUMENTS, ledger=ledger)[Venue.ALPACA]
+    pipeline_venues(DEFAULT_INSTRUMENTS, ledger=ledger, env={})[Venue.ALPACA].submit(_request("r1"))
+    again = pipeline_venues(DEFAULT_INSTRUMENTS, ledger=ledger, env={})[Venue.ALPACA]
     assert again.positions() == {"SPY": Decimal(3)}  # a re-executed run finds the order
     # Without a ledger, each call starts empty (the offline ``allocator net``).
     memory = pipeline_venues(DEFAULT_INSTRUMENTS)[Venue.ALPACA]
@@ -53,32 +92,35 @@ def test_the_pipeline_venues_keep_their_orders_in_the_ledger(ledger: object) -> 
     assert pipeline_venues(DEFAULT_INSTRUMENTS)[Venue.ALPACA].positions() == {}
 
 
-def test_each_venue_has_its_mode_variable_and_paper_is_the_default() -> None:
+def test_each_venue_has_its_mode_variable_and_sim_is_the_default() -> None:
     assert MODE_VARIABLES == {
         Venue.ALPACA: "ALPACA_MODE",
         Venue.CCXT: "CCXT_MODE",
         Venue.IBKR: "IB_MODE",
     }
     for venue, variable in MODE_VARIABLES.items():
-        assert venue_mode(venue, {}) == "paper"
-        assert venue_mode(venue, {variable: ""}) == "paper"
+        assert venue_mode(venue, {}) == "sim"
+        assert venue_mode(venue, {variable: ""}) == "sim"
+        assert venue_mode(venue, {variable: "paper"}) == "paper"
         assert venue_mode(venue, {variable: "live"}) == "live"
-        with pytest.raises(ConfigError, match=f"^{variable}: must be 'paper' or 'live'"):
+        with pytest.raises(ConfigError, match=f"^{variable}: must be 'sim', 'paper' or 'live'"):
             venue_mode(venue, {variable: "real"})
 
 
 def test_a_bad_mode_is_refused_before_any_credential_is_read() -> None:
-    with pytest.raises(ConfigError, match=r"^ALPACA_MODE: must be 'paper' or 'live', got 'prod'"):
+    with pytest.raises(
+        ConfigError, match=r"^ALPACA_MODE: must be 'sim', 'paper' or 'live', got 'prod'"
+    ):
         operator_venue("alpaca", Settings(), env={"ALPACA_MODE": "prod"})
 
 
 @pytest.mark.parametrize(
     ("venue", "env", "variable"),
     [
-        ("alpaca", {}, "ALPACA_API_KEY"),
-        ("alpaca", {"ALPACA_API_KEY": "k"}, "ALPACA_SECRET_KEY"),
-        ("ccxt", {}, "CCXT_API_KEY"),
-        ("ccxt", {"CCXT_API_KEY": "k"}, "CCXT_SECRET"),
+        ("alpaca", {"ALPACA_MODE": "paper"}, "ALPACA_API_KEY"),
+        ("alpaca", {"ALPACA_MODE": "paper", "ALPACA_API_KEY": "k"}, "ALPACA_SECRET_KEY"),
+        ("ccxt", {"CCXT_MODE": "paper"}, "CCXT_API_KEY"),
+        ("ccxt", {"CCXT_MODE": "live", "CCXT_API_KEY": "k"}, "CCXT_SECRET"),
     ],
 )
 def test_a_missing_credential_names_its_variable(
@@ -100,7 +142,12 @@ def test_live_needs_the_venues_live_url() -> None:
 
 
 def test_ccxt_exchange_defaults_to_the_routing_configuration() -> None:
-    env = {"CCXT_API_KEY": "k", "CCXT_SECRET": "s", "CCXT_BASE_URL": "http://127.0.0.1:9"}
+    env = {
+        "CCXT_MODE": "paper",
+        "CCXT_API_KEY": "k",
+        "CCXT_SECRET": "s",
+        "CCXT_BASE_URL": "http://127.0.0.1:9",
+    }
     settings = Settings(config=AllocatorConfig(routing=RoutingConfig(crypto_exchange="bybit")))
     broker = operator_venue("ccxt", settings, env=env)
     try:
@@ -124,4 +171,4 @@ def test_ccxt_exchange_defaults_to_the_routing_configuration() -> None:
 )
 def test_ib_connection_numbers_are_checked(variable: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{variable}: {message}"):
-        operator_venue("ibkr", Settings(), env={variable: value})
+        operator_venue("ibkr", Settings(), env={"IB_MODE": "paper", variable: value})

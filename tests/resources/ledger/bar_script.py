@@ -52,7 +52,6 @@ def main(url: str, crash_at: str) -> int:
         ledger=ledger,
         brokers=brokers,
         bar=bar,
-        intents=ledger.intents_for_bar(bar),
         prices={"SPY": Decimal("500.25")},
         budgets=None,
         instruments=DEFAULT_INSTRUMENTS,

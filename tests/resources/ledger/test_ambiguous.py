@@ -57,7 +57,6 @@ def _go(ledger: Ledger, broker: object) -> object:
         ledger=ledger,
         brokers={Venue.ALPACA: broker},  # type: ignore[dict-item]
         bar=BAR,
-        intents=ledger.intents_for_bar(BAR),
         prices={"SPY": D(400)},
         budgets=None,
         instruments=DEFAULT_INSTRUMENTS,

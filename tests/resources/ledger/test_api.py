@@ -120,7 +120,6 @@ def _run(ledger: Ledger, bar: str, prices: dict[str, str]) -> None:
         ledger=ledger,
         brokers=brokers,
         bar=b,
-        intents=ledger.intents_for_bar(b),
         prices={k: D(v) for k, v in prices.items()},
         budgets=None,
         instruments=DEFAULT_INSTRUMENTS,

@@ -187,7 +187,8 @@ def test_a_rejection_is_journaled_with_its_reason(ledger: Ledger) -> None:
 
 def test_a_bad_mode_is_refused_before_anything_is_journaled_or_sent(ledger: Ledger) -> None:
     broker = _Venue(ledger)
-    with pytest.raises(ValueError, match=r"mode must be one of \('paper', 'live'\), got 'demo'"):
+    expected = r"mode must be one of \('sim', 'paper', 'live'\), got 'demo'"
+    with pytest.raises(ValueError, match=expected):
         _submit(ledger, broker, _request(), mode="demo")
     assert ledger.orders() == []
     assert broker.seen == []

@@ -49,7 +49,6 @@ def _run(ledger: Ledger, bar: str, prices: dict[str, str], brokers: Any, **kw: A
         ledger=ledger,
         brokers=brokers,
         bar=b,
-        intents=ledger.intents_for_bar(b),
         prices={k: D(v) for k, v in prices.items()},
         budgets=kw.get("budgets"),
         instruments=DEFAULT_INSTRUMENTS,
@@ -216,13 +215,16 @@ def test_a_failed_record_leaves_the_ledger_untouched(
     bar = parse_bar("2024-05-01")
     assert not ledger.bar_done(bar)
     assert ledger.gating(bar) == []
-    assert ledger.broker_fills() == []
+    # The fill was journaled as it arrived; the failed record settled nothing.
+    assert len(ledger.broker_fills()) == 1
+    assert ledger.unsettled_fills() == ledger.broker_fills()
     assert ledger.positions() == {}
     monkeypatch.undo()
     done = _run(ledger, "2024-05-01", {"SPY": "100"}, _brokers(ledger))
     assert done.outcome is not None
     assert ledger.positions() == {("A", "SPY"): D(100)}
     assert len(ledger.broker_fills()) == 1
+    assert ledger.unsettled_fills() == []
 
 
 _BAR_COUNTER = iter(range(10**6))

@@ -57,7 +57,6 @@ def _run(ledger: Ledger, bar: str, prices: Mapping[str, str], brokers: Mapping[V
         ledger=ledger,
         brokers=brokers,
         bar=b,
-        intents=ledger.intents_for_bar(b),
         prices={k: D(v) for k, v in prices.items()},
         budgets=None,
         instruments=DEFAULT_INSTRUMENTS,
@@ -149,7 +148,6 @@ def test_explicit_halted_venues_override_the_ledger(ledger: Ledger) -> None:
         ledger=ledger,
         brokers=_brokers(ledger),
         bar=b,
-        intents=ledger.intents_for_bar(b),
         prices={"SPY": D(500)},
         budgets=None,
         instruments=DEFAULT_INSTRUMENTS,
@@ -199,11 +197,11 @@ def test_every_order_carries_its_mode(ledger: Ledger) -> None:
         ]
     )
     _run(ledger, "2024-05-01", {"SPY": "500", "BTC/USDT": "60000"}, brokers)
-    assert {o["symbol"]: o["mode"] for o in ledger.orders()} == {"SPY": "paper", "BTC/USDT": "live"}
+    assert {o["symbol"]: o["mode"] for o in ledger.orders()} == {"SPY": "sim", "BTC/USDT": "live"}
     # A rerun of the bar in the other mode is refused rather than re-labelled.
     with pytest.raises(
         ValueError,
-        match=r"\(paper\); the rerun of bar 2024-05-01 wants buy 5 SPY at alpaca \(live\)",
+        match=r"\(sim\); the rerun of bar 2024-05-01 wants buy 5 SPY at alpaca \(live\)",
     ):
         ledger.journal_orders(
             parse_bar("2024-05-01"),
