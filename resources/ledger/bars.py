@@ -23,12 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from allocator.execution.ledger import SettledBar
-from allocator.execution.orders import BrokerFill, BrokerOrder, Side
+from allocator.execution.orders import BrokerFill, BrokerOrder
 from allocator.execution.reasons import Reason
 from allocator.execution.records import Bar, GatedIntent, VirtualFill, exact
 from resources.ledger import schema as t
 from resources.ledger.engine import Database, now
-from resources.ledger.journal import journal_fills, venue_of_order
+from resources.ledger.journal import broker_fill_of, journal_fills, venue_of_order
 from resources.ledger.sealing import lock_bars, settle_lifecycle
 
 __all__ = ["BarSavings", "Bars"]
@@ -134,7 +134,7 @@ class Bars(Database):
     def broker_fills(self) -> list[BrokerFill]:
         with self.engine.connect() as conn:
             return [
-                _broker_fill_of(r)
+                broker_fill_of(r)
                 for r in conn.execute(sa.select(t.broker_fills).order_by(t.broker_fills.c.fill_id))
             ]
 
@@ -150,7 +150,7 @@ class Bars(Database):
         out: dict[str, list[BrokerFill]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(query):
-                out.setdefault(r.bar, []).append(_broker_fill_of(r))
+                out.setdefault(r.bar, []).append(broker_fill_of(r))
         return out
 
     def gating(self, bar: Bar) -> list[GatedIntent]:
@@ -205,19 +205,6 @@ def _virtual_fill_of(r: Any) -> VirtualFill:
         price=r.price,
         fee=r.fee,
         internal=bool(r.internal),
-    )
-
-
-def _broker_fill_of(r: Any) -> BrokerFill:
-    return BrokerFill(
-        fill_id=r.fill_id,
-        client_order_id=r.client_order_id,
-        symbol=r.symbol,
-        side=Side(r.side),
-        qty=r.qty,
-        price=r.price,
-        fee=r.fee,
-        ts=r.ts,
     )
 
 

@@ -117,7 +117,7 @@ class Journal(Database):
         out: dict[str, list[BrokerFill]] = {}
         with self.engine.connect() as conn:
             for r in conn.execute(query):
-                out.setdefault(str(r.client_order_id), []).append(_fill_of(r))
+                out.setdefault(str(r.client_order_id), []).append(broker_fill_of(r))
         return out
 
     def unsettled_fills(self) -> list[BrokerFill]:
@@ -125,7 +125,7 @@ class Journal(Database):
         f = t.broker_fills
         query = sa.select(f).where(f.c.settled_bar.is_(None)).order_by(f.c.fill_id)
         with self.engine.connect() as conn:
-            return [_fill_of(r) for r in conn.execute(query)]
+            return [broker_fill_of(r) for r in conn.execute(query)]
 
     def record_order_outcome(self, client_order_id: str, outcome: SubmitOutcome) -> None:
         """Write what :func:`~allocator.execution.orders.submit_idempotently` concluded for a
@@ -141,7 +141,8 @@ class Journal(Database):
             return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def _fill_of(r: Any) -> BrokerFill:
+def broker_fill_of(r: Any) -> BrokerFill:
+    """A ``broker_fills`` row as the record (the one place that reads that table's rows)."""
     return BrokerFill(
         fill_id=r.fill_id,
         client_order_id=r.client_order_id,
