@@ -693,6 +693,12 @@ def _execution_of(row: Mapping[str, Any], fills: Sequence[BrokerFill]) -> Broker
     return BrokerExecution(filled_qty=filled, avg_price=avg, fee=fee)
 
 
+def _mode_of(broker: object) -> str:
+    """Return the broker's venue mode (``sim``, ``paper`` or ``live``); ``sim`` if it has none."""
+    mode = getattr(broker, "mode", None)
+    return mode if mode in ("sim", "paper", "live") else "sim"
+
+
 def run_bar(
     *,
     ledger: Ledger,
@@ -758,12 +764,7 @@ def run_bar(
         raise BarIncompleteError(f"bar {bar}: no broker for venue(s) {', '.join(missing)}")
     # Each venue's mode as its broker says (SPEC §8: sim, paper or live); a broker without a
     # recognised mode (a test double) is journaled ``sim``, never ``live``.
-    modes = {
-        venue: str(getattr(broker, "mode", "sim"))
-        if getattr(broker, "mode", None) in ("sim", "paper", "live")
-        else "sim"
-        for venue, broker in brokers.items()
-    }
+    modes = {venue: _mode_of(broker) for venue, broker in brokers.items()}
     ledger.journal_orders(bar, account, plan.orders, modes=modes)
     checkpoint("journaled")
     journal = {str(r["client_order_id"]): r for r in ledger.orders(bar)}
