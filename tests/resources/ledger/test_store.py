@@ -68,7 +68,7 @@ def test_migrations_are_idempotent(ledger_url: str) -> None:
     try:
         with again.engine.connect() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-        assert version == "0003"
+        assert version == "0006"
         assert again.strategies() == []
     finally:
         again.close()
