@@ -1,13 +1,16 @@
 """``allocator rebalance [--date D]``: publish the allocation from the ledger's returns.
 
-The same code as the rebalance job (:mod:`allocator.rebalance`, called by ``assets/rules.py``):
-the ledger's returns through session ``D`` (default: every stored return, so the last session
-with returns) are replayed and the decision of that session is written to the ledger, its
-allocations and its events, exactly the rows the job writes. Exit 0 when published, 2 on bad
-input (no returns, ``D`` not a date, or not a session with returns).
+Not a second copy of the job: the command runs ``rebalance_job`` itself, in this process
+(``execute_in_process``), with the resources the code location builds from the same settings,
+tagged with session ``D`` (default: the last session with returns). So the ledger's returns are
+replayed by the same assets and the same blocking data-quality checks (Great Expectations) run
+before anything is published: a failing check stops the allocation from being written, and the
+command exits 2 naming the check. The run is recorded in the Dagster instance of
+``DAGSTER_HOME`` when it is set (so it shows in the UI beside the scheduled ones), in an
+ephemeral one otherwise.
 
-The rebalance job's data-quality checks (Great Expectations) are Dagster asset checks and do
-not run here.
+Exit 0 when published, 2 on bad input (no returns, ``D`` not a date, or not a session with
+returns) or a failed check.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from allocator.errors import InputError
-from allocator.rebalance import decide, published_rows, returns_frame
-from allocator.settings import load_settings
+from allocator.rebalance import decide, returns_frame
+from allocator.settings import Settings, load_settings
 
 __all__ = ["register"]
 
@@ -63,14 +66,58 @@ def _rebalance(args: argparse.Namespace) -> int:
                 f"{through} is not a session with returns (the last one up to it is "
                 f"{decision.session})",
             )
-        rows, events = published_rows(decision.breaker, decision.events)
-        ledger.write_allocations(rows)
-        ledger.write_events(events)
     finally:
         ledger.close()
+    failed = _run_job(settings, decision.session)
+    ledger = Ledger(settings.ledger_url)
+    try:
+        rows = ledger.allocations(decision.session)
+        events = [e for e in ledger.events() if e.date == decision.session]
+    finally:
+        ledger.close()
+    if failed:
+        published = f"{len(rows)} allocation(s)" if rows else "nothing"
+        raise InputError(
+            "rebalance_job",
+            None,
+            f"session {decision.session}: {'; '.join(failed)} ({published} published for it)",
+        )
     total = sum((r.capital for r in rows), Decimal(0))
     print(
         f"rebalance {decision.session}: {len(rows)} allocation(s) published "
         f"(capital deployed {total}), {len(events)} event(s)"
     )
     return 0
+
+
+def _run_job(settings: Settings, session: str) -> list[str]:
+    """Run ``rebalance_job`` for ``session``; return what failed (failed checks, steps)."""
+    import os
+
+    import dagster as dg
+
+    from assets.tags import SESSION_TAG
+    from pipelines.definitions import build_definitions
+    from resources.dagster_resources import default_resources
+
+    job = build_definitions(default_resources(settings=settings), settings).resolve_job_def(
+        "rebalance_job"
+    )
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+    with instance:
+        result = job.execute_in_process(
+            instance=instance, tags={SESSION_TAG: session}, raise_on_error=False
+        )
+    failed = [
+        f"check {e.check_name} on {e.asset_key.to_user_string()} failed"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    failed += [f"step {e.step_key} failed" for e in result.all_events if e.is_step_failure]
+    if not result.success and not failed:
+        failed.append("the run failed")
+    return failed

@@ -92,3 +92,27 @@ def test_book_json_after_a_bar(
     table = capsys.readouterr().out
     assert "alpaca" in table
     assert "SPY" in table
+
+
+def test_rebalance_runs_the_jobs_checks_and_a_failing_one_publishes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command is the job: its blocking checks run, and a failed one stops the allocation
+    (the returns exceed a 0.1% bound here, so ``returns_quality`` fails)."""
+    other = write_world(tmp_path / "w")
+    url = other.env["ALLOCATOR_LEDGER_URL"]
+    for name, value in other.env.items():
+        if name != "ALLOCATOR_RETURNS_SOURCE":
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert main(["returns", "submit", other.env["ALLOCATOR_RETURNS_SOURCE"], "--ledger", url]) == 0
+    monkeypatch.setenv("ALLOCATOR_MAX_ABS_RETURN", "0.001")
+    capsys.readouterr()
+    assert main(["rebalance", "--ledger", url]) == 2
+    err = capsys.readouterr().err
+    assert "check returns_quality on strategy_returns failed" in err, err
+    assert "nothing published" in err, err
+    assert _published(url)[0] == []
+    monkeypatch.setenv("ALLOCATOR_MAX_ABS_RETURN", "0.5")
+    assert main(["rebalance", "--ledger", url]) == 0
+    assert {a.date for a in _published(url)[0]} == {LAST_DAY}  # type: ignore[attr-defined]
