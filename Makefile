@@ -11,7 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 # make ui`.
 DAGSTER_YAML ?= dagster.yaml
 
-.PHONY: demo test lint types unit bench ui install install-dev clean FORCE
+.PHONY: demo test lint types unit bench ui serve up install install-dev install-bench clean FORCE
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The bench-only peers (bt, skfolio) of benchmarks/bench_replay_peers.py.
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+install-bench: $(VENV)/.installed-bench
 
 # Recopied when $(DAGSTER_YAML) changes or another file is chosen (.dagster_yaml names the last).
 $(DAGSTER_HOME)/.dagster_yaml: FORCE
@@ -46,6 +52,10 @@ DEMO_ENV := ALLOCATOR_LEDGER_URL=sqlite:///$(DEMO_OUT)/ledger.sqlite \
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/allocator demo --out out/demo
 
+# One pytest-xdist worker per core (each on PostgreSQL databases of its own: tests/conftest.py);
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= auto
+
 ## make test: lint, types and the whole test suite (starts a local PostgreSQL for the ledger)
 test: install-dev lint types unit
 
@@ -62,11 +72,21 @@ unit: install-dev $(DAGSTER_HOME)/dagster.yaml
 	bash scripts/chromium.sh
 	$(VENV)/bin/dagster definitions validate
 	ALLOCATOR_TEST_PG_URL="$$(bash scripts/pg.sh url)" \
-		ALLOCATOR_TEST_DAGSTER_PG_URL="$$(bash scripts/pg.sh dagster-url)" $(VENV)/bin/pytest -q
+		ALLOCATOR_TEST_DAGSTER_PG_URL="$$(bash scripts/pg.sh dagster-url)" \
+		$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ## make bench: performance figures as JSON lines (ratios against baselines in the same run)
-bench: install-dev
+bench: install-bench
 	@for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+## make serve: the strategy gateway on 127.0.0.1 (allocator serve; the demo's ledger by default)
+serve: install $(DAGSTER_HOME)/dagster.yaml
+	$(DEMO_ENV) $(VENV)/bin/allocator serve
+
+## make up: the webserver, the daemon and the gateway together, stopped together (allocator up;
+## DAGSTER_YAML=dagster.postgres.yaml for production storage, with DAGSTER_PG_URL set)
+up: install
+	$(VENV)/bin/allocator up --instance-yaml $(DAGSTER_YAML) --dagster-home $(DAGSTER_HOME)
 
 ## make ui: dagster dev on the persistent DAGSTER_HOME (DAGSTER_YAML picks the instance file)
 ui: install $(DAGSTER_HOME)/dagster.yaml

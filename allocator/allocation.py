@@ -18,10 +18,11 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from allocator._jit import njit
 from allocator.arrays import FloatArray
 from allocator.config import AllocationConfig
 
-__all__ = ["final_weights"]
+__all__ = ["final_kernel", "final_weights"]
 
 
 def final_weights(
@@ -54,10 +55,43 @@ def final_weights(
         Account currency (the unit of ``total_capital``), >= 0;
         ``final_weight × total_capital``, not rounded.
     """
-    final = np.where(benched, 0.0, base * multipliers)
-    if config.redistribute_freed_capital:
-        total_final = float(final.sum())
-        if total_final > 0.0:
-            final = final * (float(base[~benched].sum()) / total_final)
-    # total_capital is an exact Decimal in the configuration; the rules' analytics are float64.
-    return final, final * float(config.total_capital)
+    final = np.empty(base.shape[0])
+    capital = np.empty(base.shape[0])
+    final_kernel(
+        np.ascontiguousarray(base, dtype=np.float64),
+        np.ascontiguousarray(multipliers, dtype=np.float64),
+        np.ascontiguousarray(benched, dtype=np.bool_),
+        config.redistribute_freed_capital,
+        # total_capital is an exact Decimal in the configuration; the analytics are float64.
+        float(config.total_capital),
+        final,
+        capital,
+    )
+    return final, capital
+
+
+@njit
+def final_kernel(
+    base: FloatArray,
+    multipliers: FloatArray,
+    benched: npt.NDArray[np.bool_],
+    redistribute: bool,
+    total_capital: float,
+    final: FloatArray,
+    capital: FloatArray,
+) -> None:
+    """:func:`final_weights` compiled, into ``final`` and ``capital`` (the engine calls it)."""
+    n = base.shape[0]
+    total_final = 0.0
+    total_base = 0.0
+    for j in range(n):
+        final[j] = 0.0 if benched[j] else base[j] * multipliers[j]
+        total_final += final[j]
+        if not benched[j]:
+            total_base += base[j]
+    if redistribute and total_final > 0.0:
+        scale = total_base / total_final
+        for j in range(n):
+            final[j] = final[j] * scale
+    for j in range(n):
+        capital[j] = final[j] * total_capital

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from allocator._jit import njit
 from allocator.arrays import CodeArray, FloatArray
 from allocator.config import BreakerConfig
 from allocator.states import BreakerState
@@ -23,9 +24,11 @@ from allocator.states import BreakerState
 __all__ = [
     "BreakerDecision",
     "multiplier",
+    "multiplier_kernel",
     "multipliers",
     "transition",
     "transition_all",
+    "transition_kernel",
 ]
 
 
@@ -83,6 +86,41 @@ def transition(
     return BreakerDecision(state, _mtd_rule(mtd_return, config))
 
 
+@njit
+def transition_kernel(
+    states: CodeArray,
+    mtd_return: FloatArray,
+    sharpe_90d: FloatArray,
+    half_at: float,
+    halt_at: float,
+    recovery_sharpe: float,
+    out: CodeArray,
+) -> None:
+    """:func:`transition` for every strategy, compiled (the engine's session kernel calls it).
+
+    Writes the new state codes into ``out`` (0 normal, 1 half, 2 halted).
+    """
+    for j in range(states.shape[0]):
+        m = mtd_return[j]
+        old = states[j]
+        if math.isnan(m) or (old == 2 and not (sharpe_90d[j] > recovery_sharpe)):
+            out[j] = old  # no MTD: unchanged; halted is latched (a NaN Sharpe does not release)
+        elif m <= halt_at:
+            out[j] = 2
+        elif m <= half_at:
+            out[j] = 1
+        else:
+            out[j] = 0
+
+
+@njit
+def multiplier_kernel(states: CodeArray, half_multiplier: float, out: FloatArray) -> None:
+    """:func:`multiplier` for every state code, into ``out``: 1, ``half_multiplier`` or 0."""
+    for j in range(states.shape[0]):
+        code = states[j]
+        out[j] = 1.0 if code == 0 else (half_multiplier if code == 1 else 0.0)
+
+
 def transition_all(
     states: CodeArray,
     mtd_return: FloatArray,
@@ -90,22 +128,23 @@ def transition_all(
     config: BreakerConfig,
 ) -> CodeArray:
     """:func:`transition` for every strategy at once (state codes in, state codes out)."""
-    normal, half, halted = (
-        int(BreakerState.NORMAL),
-        int(BreakerState.HALF),
-        int(BreakerState.HALTED),
+    codes = np.ascontiguousarray(states, dtype=np.int8)
+    out = np.empty_like(codes)
+    transition_kernel(
+        codes,
+        np.ascontiguousarray(mtd_return, dtype=np.float64),
+        np.ascontiguousarray(sharpe_90d, dtype=np.float64),
+        config.half_at,
+        config.halt_at,
+        config.recovery_sharpe,
+        out,
     )
-    by_mtd = np.where(
-        mtd_return <= config.halt_at,
-        halted,
-        np.where(mtd_return <= config.half_at, half, normal),
-    ).astype(np.int8)
-    latched = (states == halted) & ~(sharpe_90d > config.recovery_sharpe)
-    keep = np.isnan(mtd_return) | latched
-    return np.where(keep, states, by_mtd).astype(np.int8)
+    return out
 
 
 def multipliers(states: CodeArray, config: BreakerConfig) -> FloatArray:
     """:func:`multiplier` for every state code."""
-    table = np.array([1.0, config.half_multiplier, 0.0])
-    return np.asarray(table[states], dtype=np.float64)
+    codes = np.ascontiguousarray(states, dtype=np.int8)
+    out = np.empty(codes.shape[0])
+    multiplier_kernel(codes, config.half_multiplier, out)
+    return out

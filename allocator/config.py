@@ -41,8 +41,12 @@ __all__ = [
     "CalendarConfig",
     "CorrelationConfig",
     "ExecutionConfig",
+    "GatewayConfig",
+    "RiskConfig",
+    "RiskLimits",
     "RoutingConfig",
     "SizingConfig",
+    "VenueRiskLimits",
 ]
 
 SizingMethod = Literal["inverse_vol", "erc"]
@@ -331,6 +335,332 @@ class RoutingConfig:
             raise ConfigError("routing.crypto_exchange", "must not be empty")
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GatewayConfig:
+    """The strategy gateway's limits and its returns check (``allocator serve``).
+
+    ``max_body_bytes`` is the largest request body ([1024, 67108864], default 1 MiB; a larger
+    one is answered 413); ``max_rows`` the most intents or returns in one request ([1, 100000],
+    default 10000; more is 413); ``rate_per_s`` the requests per second one strategy may make
+    on average and ``burst`` how many it may make at once (a token bucket: (0, 10000] per
+    second, [1, 100000]; beyond it 429); ``return_tolerance`` the largest
+    |reported return − attributed P&L ÷ published capital| on a session the strategy traded
+    through the allocator before the returns check fails ([0, 1], default 0.005);
+    ``events_poll_s`` how often an event stream looks for new rows ([0.05, 60] s, default
+    0.25); ``port`` the port ``allocator serve`` listens on by default ([1, 65535]).
+    """
+
+    SECTION: ClassVar[str] = "gateway"
+    max_body_bytes: int = 1_048_576
+    max_rows: int = 10_000
+    rate_per_s: float = 50.0
+    burst: int = 100
+    return_tolerance: float = 0.005
+    events_poll_s: float = 0.25
+    port: int = 8787
+
+    def __post_init__(self) -> None:
+        """Check every field; raise ``ConfigError`` naming the key."""
+        _whole(self.SECTION, "max_body_bytes", self.max_body_bytes, 1024, 64 * 1_048_576)
+        _whole(self.SECTION, "max_rows", self.max_rows, 1, 100_000)
+        _finite(self.SECTION, "rate_per_s", self.rate_per_s)
+        if not 0 < self.rate_per_s <= 10_000:
+            raise ConfigError(
+                "gateway.rate_per_s", f"must lie in (0, 10000] per second, got {self.rate_per_s!r}"
+            )
+        _whole(self.SECTION, "burst", self.burst, 1, 100_000)
+        _finite(self.SECTION, "return_tolerance", self.return_tolerance)
+        if not 0 <= self.return_tolerance <= 1:
+            raise ConfigError(
+                "gateway.return_tolerance", f"must lie in [0, 1], got {self.return_tolerance!r}"
+            )
+        _seconds(self.SECTION, "events_poll_s", self.events_poll_s, 0.05, 60.0)
+        _whole(self.SECTION, "port", self.port, 1, 65_535)
+
+
+# -- the pre-trade risk stage (docs/spec-12-risk.md) ------------------------------------------
+
+RISK_ASSET_CLASSES = ("equity", "etf", "option", "future", "forex", "crypto")
+"""The asset classes a ``[risk.asset_classes.X]`` table may name (SPEC §8's; a test pins them to
+:class:`allocator.execution.orders.AssetClass`, which this module cannot import)."""
+RISK_VENUES = ("alpaca", "ibkr", "ccxt")
+"""The venues a ``[risk.venues.X]`` table may name (:class:`~allocator.execution.orders.Venue`)."""
+MAX_PRICE_AGE_S = 7 * 86_400.0
+MAX_PRICE_MOVE = Decimal(10)
+MAX_ORDERS_PER_BAR = 10**6
+MAX_ORDERS_PER_SECOND = 10_000.0
+MAX_ORDERS_PER_MINUTE = 10**6
+ALPACA_ORDERS_PER_MINUTE = 200
+"""Alpaca's documented trading API limit (200 requests per minute): the default of
+``[risk.venues.alpaca] orders_per_minute``."""
+
+
+def _optional_money(obj: object, key: str, name: str, hi: Decimal, *, what: str = "") -> None:
+    """Convert ``obj.name`` (``None``: no limit) to a Decimal in (0, ``hi``] in place."""
+    value = getattr(obj, name)
+    if value is None:
+        return
+    section, _, field_name = f"{key}.{name}".rpartition(".")
+    number = _decimal(section, field_name, value)
+    object.__setattr__(obj, name, number)
+    if not 0 < number <= hi:
+        raise ConfigError(f"{key}.{name}", f"must lie in (0, {hi}]{what}, got {number}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RiskLimits:
+    """Per-order and per-symbol caps; ``None`` is no cap (docs/spec-12-risk.md §12.2).
+
+    ``max_order_notional`` caps one net order's ``qty × reference price`` (quote currency,
+    (0, 10^12]); ``max_order_qty`` its quantity (base units, (0, 10^15]);
+    ``max_symbol_position`` the book's net position in the symbol after the bar, valued at the
+    reference price (quote currency, (0, 10^12]). The book-wide values live on
+    :class:`RiskConfig`; ``[risk.asset_classes.X]`` and ``[risk.instruments.SYMBOL]`` tables
+    override them key by key (the instrument's over the asset class's over the book's).
+    """
+
+    KEY: ClassVar[str] = "risk"
+    KEYS: ClassVar[tuple[str, ...]] = ("max_order_notional", "max_order_qty", "max_symbol_position")
+    max_order_notional: Decimal | None = None
+    max_order_qty: Decimal | None = None
+    max_symbol_position: Decimal | None = None
+
+    def check(self, key: str) -> None:
+        """Convert every cap to Decimal and check its range; errors start with ``key``."""
+        _optional_money(self, key, "max_order_notional", MAX_MONEY)
+        _optional_money(self, key, "max_order_qty", Decimal(MAX_INTENT_QTY), what=" base units")
+        _optional_money(self, key, "max_symbol_position", MAX_MONEY)
+
+    def __post_init__(self) -> None:
+        """Check the caps; an error names ``risk.KEY`` (a table renames it to its own key)."""
+        self.check(self.KEY)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VenueRiskLimits:
+    """One venue's order rate limits (docs/spec-12-risk.md §12.4); ``None`` is no limit.
+
+    ``orders_per_second`` ((0, 10000]) and ``orders_per_minute`` ([1, 10^6]) count the orders
+    sent to the venue in any window of 1 s or 60 s of bar time; the plan refuses (``risk_rate``)
+    the orders beyond them, and :func:`~allocator.execution.bar.run_bar` paces the ones it sends
+    (:class:`~allocator.execution.lifecycle.RateLimit`).
+    """
+
+    KEY: ClassVar[str] = "risk.venues.VENUE"
+    orders_per_second: float | None = None
+    orders_per_minute: int | None = None
+
+    def __post_init__(self) -> None:
+        """Check both ranges (errors named as in :attr:`KEY` until the table renames them)."""
+        self.check(self.KEY)
+
+    def check(self, key: str) -> None:
+        """Check both ranges; errors start with ``key``."""
+        ops = self.orders_per_second
+        if ops is not None:
+            if isinstance(ops, bool) or not isinstance(ops, int | float):
+                raise ConfigError(f"{key}.orders_per_second", f"must be a number, got {ops!r}")
+            object.__setattr__(self, "orders_per_second", float(ops))
+            _finite(key, "orders_per_second", float(ops))
+            if not 0 < ops <= MAX_ORDERS_PER_SECOND:
+                raise ConfigError(
+                    f"{key}.orders_per_second",
+                    f"must lie in (0, {MAX_ORDERS_PER_SECOND:g}], got {ops!r}",
+                )
+        opm = self.orders_per_minute
+        if opm is not None:
+            if isinstance(opm, bool) or not isinstance(opm, int):
+                raise ConfigError(
+                    f"{key}.orders_per_minute", f"must be a whole number, got {opm!r}"
+                )
+            _whole(key, "orders_per_minute", opm, 1, MAX_ORDERS_PER_MINUTE)
+
+
+def _default_venues() -> Mapping[str, VenueRiskLimits]:
+    return types.MappingProxyType(
+        {"alpaca": VenueRiskLimits(orders_per_minute=ALPACA_ORDERS_PER_MINUTE)}
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RiskConfig:
+    """The pre-trade risk stage and the kill switch (``[risk]``; docs/spec-12-risk.md).
+
+    Every limit is optional (absent: not applied), except Alpaca's order rate, which defaults
+    to its documented 200 orders per minute. Money and ratios are Decimal.
+
+    Attributes
+    ----------
+    max_order_notional, max_order_qty, max_symbol_position : Decimal or None
+        The book-wide caps of :class:`RiskLimits`.
+    max_gross_exposure : Decimal or None
+        The book's gross exposure after the bar, Σ |net position| × reference price over its
+        symbols, as a multiple of ``allocation.total_capital`` ((0, 100]).
+    max_price_age_s : float or None
+        The oldest a reference price may be when the bar is planned (seconds, (0, 604800]).
+    max_price_move : Decimal or None
+        The largest |price ÷ previous bar's price − 1| of a symbol ((0, 10]).
+    max_orders_per_bar : int or None
+        The most intents of one strategy that take part in one bar ([1, 10^6]).
+    kill_drawdown : Decimal or None
+        The book's equity ÷ its peak − 1 at or below which the kill switch puts the book in
+        ``reducing`` ((-1, 0)).
+    kill_daily_loss : Decimal or None
+        The book's equity ÷ its equity at the session's start − 1 at or below which the kill
+        switch trips ((-1, 0)).
+    asset_classes, instruments : mapping of str to RiskLimits
+        Overrides of the per-order and per-symbol caps.
+    venues : mapping of str to VenueRiskLimits
+        Order rate limits per venue (Alpaca's default: 200 per minute).
+    """
+
+    SECTION: ClassVar[str] = "risk"
+    max_order_notional: Decimal | None = None
+    max_order_qty: Decimal | None = None
+    max_symbol_position: Decimal | None = None
+    max_gross_exposure: Decimal | None = None
+    max_price_age_s: float | None = None
+    max_price_move: Decimal | None = None
+    max_orders_per_bar: int | None = None
+    kill_drawdown: Decimal | None = None
+    kill_daily_loss: Decimal | None = None
+    asset_classes: Mapping[str, RiskLimits] = field(default_factory=dict)
+    instruments: Mapping[str, RiskLimits] = field(default_factory=dict)
+    venues: Mapping[str, VenueRiskLimits] = field(default_factory=_default_venues)
+
+    def __post_init__(self) -> None:
+        """Convert and check every value; raise :class:`ConfigError` naming the dotted key."""
+        key = self.SECTION
+        RiskLimits.check(self, key)  # type: ignore[arg-type]
+        _optional_money(self, key, "max_gross_exposure", MAX_LEVERAGE, what=" × total capital")
+        _optional_money(self, key, "max_price_move", MAX_PRICE_MOVE)
+        age = self.max_price_age_s
+        if age is not None:
+            if isinstance(age, bool) or not isinstance(age, int | float):
+                raise ConfigError("risk.max_price_age_s", f"must be a number, got {age!r}")
+            object.__setattr__(self, "max_price_age_s", float(age))
+            _finite(key, "max_price_age_s", float(age))
+            if not 0 < age <= MAX_PRICE_AGE_S:
+                raise ConfigError(
+                    "risk.max_price_age_s", f"must lie in (0, {MAX_PRICE_AGE_S:g}] s, got {age!r}"
+                )
+        if self.max_orders_per_bar is not None:
+            n = self.max_orders_per_bar
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise ConfigError("risk.max_orders_per_bar", f"must be a whole number, got {n!r}")
+            _whole(key, "max_orders_per_bar", n, 1, MAX_ORDERS_PER_BAR)
+        for name in ("kill_drawdown", "kill_daily_loss"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            number = _decimal(key, name, value)
+            object.__setattr__(self, name, number)
+            if not -1 < number < 0:
+                raise ConfigError(f"risk.{name}", f"must lie in (-1, 0), got {number}")
+        for table, allowed in (("asset_classes", RISK_ASSET_CLASSES), ("instruments", None)):
+            entries = getattr(self, table)
+            for name, limits in entries.items():
+                if allowed is not None and name not in allowed:
+                    raise ConfigError(
+                        f"risk.{table}.{name}", f"unknown asset class (known: {list(allowed)})"
+                    )
+                if not isinstance(name, str) or not name or len(name) > 64:
+                    raise ConfigError(f"risk.{table}.{name}", "must name a symbol (1-64 chars)")
+                if not isinstance(limits, RiskLimits):
+                    raise ConfigError(f"risk.{table}.{name}", f"must be a table, got {limits!r}")
+            object.__setattr__(self, table, types.MappingProxyType(dict(entries)))
+        venues = dict(_default_venues())
+        for name, limits in self.venues.items():
+            if name not in RISK_VENUES:
+                raise ConfigError(
+                    f"risk.venues.{name}", f"unknown venue (known: {list(RISK_VENUES)})"
+                )
+            if not isinstance(limits, VenueRiskLimits):
+                raise ConfigError(f"risk.venues.{name}", f"must be a table, got {limits!r}")
+            default = venues.get(name, VenueRiskLimits())
+            # A key the table leaves out keeps the venue's default (Alpaca's 200 per minute).
+            venues[name] = VenueRiskLimits(
+                orders_per_second=limits.orders_per_second
+                if limits.orders_per_second is not None
+                else default.orders_per_second,
+                orders_per_minute=limits.orders_per_minute
+                if limits.orders_per_minute is not None
+                else default.orders_per_minute,
+            )
+        object.__setattr__(self, "venues", types.MappingProxyType(venues))
+
+    def limits_for(self, symbol: str, asset_class: str) -> RiskLimits:
+        """Return ``symbol``'s caps: the instrument's, else the asset class's, else the book's."""
+        out: dict[str, Decimal | None] = {}
+        layers = (self.instruments.get(symbol), self.asset_classes.get(asset_class))
+        for name in RiskLimits.KEYS:
+            value = getattr(self, name)
+            for layer in layers:
+                if layer is not None and getattr(layer, name) is not None:
+                    value = getattr(layer, name)
+                    break
+            out[name] = value
+        return RiskLimits(**out)
+
+    @property
+    def has_symbol_limits(self) -> bool:
+        """Whether any per-order or per-symbol cap is set anywhere."""
+        tables = (self, *self.asset_classes.values(), *self.instruments.values())
+        return any(getattr(t, n) is not None for t in tables for n in RiskLimits.KEYS)
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> RiskConfig:
+        """Build from the ``[risk]`` table and its sub-tables; an error names the dotted key."""
+        if not isinstance(raw, Mapping):
+            raise ConfigError("risk", f"must be a table, got {raw!r}")
+        scalars = {f.name for f in fields(cls)} - {"asset_classes", "instruments", "venues"}
+        kwargs: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name in ("asset_classes", "instruments"):
+                kwargs[name] = {
+                    sub: _sub_table(RiskLimits, f"risk.{name}.{sub}", body)
+                    for sub, body in _table(f"risk.{name}", value).items()
+                }
+            elif name == "venues":
+                kwargs[name] = {
+                    sub: _sub_table(VenueRiskLimits, f"risk.venues.{sub}", body)
+                    for sub, body in _table("risk.venues", value).items()
+                }
+            elif name in scalars:
+                kwargs[name] = _risk_scalar(f"risk.{name}", value)
+            else:
+                known = sorted({f.name for f in fields(cls)})
+                raise ConfigError(f"risk.{name}", f"unknown key (known: {known})")
+        return cls(**kwargs)
+
+
+def _table(key: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"must be a table, got {value!r}")
+    return value
+
+
+def _risk_scalar(key: str, value: Any) -> Any:
+    """Return a TOML scalar of ``[risk]``: a number (never a bool) or a decimal string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(key, f"must be a number, got {value!r}")
+    return value
+
+
+def _sub_table(cls: type[Any], key: str, body: Any) -> Any:
+    """Build one ``RiskLimits`` or ``VenueRiskLimits`` table; its errors name ``key``."""
+    known = {f.name for f in fields(cls)}
+    table = _table(key, body)
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (known: {sorted(known)})")
+    values = {k: _risk_scalar(f"{key}.{k}", v) for k, v in table.items()}
+    try:
+        return cls(**values)
+    except ConfigError as exc:  # the record names its keys under its own prefix
+        raise ConfigError(key + exc.key[len(cls.KEY) :], exc.problem) from None
+
+
 _SECTIONS: tuple[type[Any], ...] = (
     SizingConfig,
     CorrelationConfig,
@@ -339,6 +669,8 @@ _SECTIONS: tuple[type[Any], ...] = (
     CalendarConfig,
     ExecutionConfig,
     RoutingConfig,
+    GatewayConfig,
+    RiskConfig,
 )
 
 
@@ -403,6 +735,8 @@ class AllocatorConfig:
     calendar: CalendarConfig = field(default_factory=CalendarConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> AllocatorConfig:
@@ -411,7 +745,12 @@ class AllocatorConfig:
         unknown = sorted(set(raw) - set(by_name))
         if unknown:
             raise ConfigError(unknown[0], f"unknown section (known: {sorted(by_name)})")
-        built = {name: _build_section(by_name[name], value) for name, value in raw.items()}
+        built = {
+            name: by_name[name].from_mapping(value)
+            if hasattr(by_name[name], "from_mapping")
+            else _build_section(by_name[name], value)
+            for name, value in raw.items()
+        }
         return cls(**built)
 
     @classmethod

@@ -10,6 +10,10 @@ benching and lets a strategy re-admitted earlier in the walk count as active for
 and the engine compares the bench set before the re-admissions with the set after the benchings
 to decide whether an event-driven recompute falls on the session (SPEC §4; README, "Readings of
 SPEC made explicit").
+
+The rules themselves are the compiled :func:`readmit_kernel` and :func:`bench_kernel`, which
+the engine's session kernel calls (a whole replay runs in compiled code); :func:`readmit_step`
+and :func:`bench_step` are their Python faces, with the events' details as text.
 """
 
 from __future__ import annotations
@@ -20,9 +24,29 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from allocator._jit import njit
 from allocator.arrays import BoolArray, FloatArray, IntArray
 
-__all__ = ["BenchEvent", "PairTable", "bench_step", "readmit_step"]
+__all__ = [
+    "BENCH",
+    "EVENT_FIELDS",
+    "READMIT",
+    "BenchEvent",
+    "PairTable",
+    "bench_detail",
+    "bench_kernel",
+    "bench_step",
+    "readmit_detail",
+    "readmit_kernel",
+    "readmit_step",
+]
+
+# The compiled kernels write their events as rows of an int64 buffer ``ev`` of EVENT_FIELDS
+# columns: (session index t, kind, strategy j, a, b, x, m). Bench: the pair (a, b) and its pair
+# number x. Readmit: the judges are ``judges[x : x + m]``. ``cnt`` = [events, judges] used.
+READMIT = 0
+BENCH = 1
+EVENT_FIELDS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +102,141 @@ class BenchEvent:
     detail: str
 
 
+def readmit_detail(judges: list[str], persistence: int) -> str:
+    """Return the ``detail`` of a re-admission against ``judges`` (names; none: too young)."""
+    if not judges:
+        return "no active strategy old enough to compare"
+    return f"corr_90d <= threshold for >= {persistence} sessions against {', '.join(judges)}"
+
+
+def bench_detail(
+    names: tuple[str, ...],
+    a: int,
+    b: int,
+    loser: int,
+    corr: float,
+    sharpe: FloatArray,
+    threshold: float,
+    persistence: int,
+) -> str:
+    """Return the ``detail`` of benching ``loser`` of pair ``(a, b)`` at correlation ``corr``."""
+    keeper = b if loser == a else a
+    return (
+        f"corr_90d({names[a]},{names[b]})={corr:.6f} > {threshold} for >= "
+        f"{persistence} sessions; sharpe_90d {sharpe[loser]:.6f} vs "
+        f"{names[keeper]} {sharpe[keeper]:.6f}"
+    )
+
+
+@njit
+def readmit_kernel(
+    t: int,
+    benched: BoolArray,
+    mature: BoolArray,
+    calm_run: IntArray,
+    lookup: IntArray,
+    persistence: int,
+    ev: IntArray,
+    judges: IntArray,
+    cnt: IntArray,
+) -> None:
+    """Re-admit benched strategies in name order (SPEC §3); mutates ``benched``, logs events.
+
+    A benched ``s`` comes back when ``calm_run(s, x) >= persistence`` for every active, mature
+    ``x`` other than ``s`` (strategies re-admitted earlier in this walk count as active); with
+    no such ``x`` it comes back. Each re-admission appends a ``READMIT`` row to ``ev`` with its
+    judges in ``judges`` (layout: ``EVENT_FIELDS``).
+    """
+    n = benched.shape[0]
+    initial = np.flatnonzero(benched)
+    for k in range(initial.shape[0]):
+        s = initial[k]
+        start = cnt[1]
+        m = 0
+        calm = True
+        for x in range(n):
+            if x != s and not benched[x] and mature[x]:
+                judges[start + m] = x
+                m += 1
+                if calm_run[lookup[s, x]] < persistence:
+                    calm = False
+        if calm:
+            benched[s] = False
+            e = cnt[0]
+            ev[e, 0] = t
+            ev[e, 1] = READMIT
+            ev[e, 2] = s
+            ev[e, 3] = -1
+            ev[e, 4] = -1
+            ev[e, 5] = start
+            ev[e, 6] = m
+            cnt[0] = e + 1
+            cnt[1] = start + m
+
+
+@njit
+def _loser(a: int, b: int, sharpe: FloatArray) -> int:
+    """Return the member of pair (a, b), a < b, to bench: lower Sharpe, NaN lowest, tie -> b."""
+    sa, sb = sharpe[a], sharpe[b]
+    if math.isnan(sa) and not math.isnan(sb):
+        return a
+    if math.isnan(sb) or math.isnan(sa):
+        return b
+    if sa < sb:
+        return a
+    return b
+
+
+@njit
+def bench_kernel(
+    t: int,
+    benched: BoolArray,
+    breach_run: IntArray,
+    persistence: int,
+    corr: FloatArray,
+    sharpe: FloatArray,
+    pair_a: IntArray,
+    pair_b: IntArray,
+    ev: IntArray,
+    cnt: IntArray,
+) -> None:
+    """Bench the lower-Sharpe member of each flagged pair of active strategies (SPEC §3).
+
+    A pair is flagged when ``breach_run >= persistence``. Pairs are walked by ``corr``
+    descending, then ``(a, b)`` (a stable sort of the row-major pair order); a pair is skipped
+    once one of its members has been benched earlier in the walk. The member benched has the
+    lower ``sharpe``, a NaN Sharpe counting as lowest; on a tie (two NaNs included) the one
+    whose name sorts later. Each benching appends a ``BENCH`` row to ``ev``.
+    """
+    n_pairs = pair_a.shape[0]
+    candidates = np.empty(n_pairs, dtype=np.int64)
+    m = 0
+    for p in range(n_pairs):
+        if breach_run[p] >= persistence and not benched[pair_a[p]] and not benched[pair_b[p]]:
+            candidates[m] = p
+            m += 1
+    if m == 0:
+        return
+    chosen = candidates[:m]
+    order = np.argsort(-corr[chosen], kind="mergesort")
+    for k in range(m):
+        p = chosen[order[k]]
+        a, b = pair_a[p], pair_b[p]
+        if benched[a] or benched[b]:
+            continue
+        loser = _loser(a, b, sharpe)
+        benched[loser] = True
+        e = cnt[0]
+        ev[e, 0] = t
+        ev[e, 1] = BENCH
+        ev[e, 2] = loser
+        ev[e, 3] = a
+        ev[e, 4] = b
+        ev[e, 5] = p
+        ev[e, 6] = 0
+        cnt[0] = e + 1
+
+
 def readmit_step(
     benched: BoolArray,
     mature: BoolArray,
@@ -88,10 +247,7 @@ def readmit_step(
 ) -> list[BenchEvent]:
     """Re-admit benched strategies in name order; mutates ``benched`` and returns the events.
 
-    ``mature[x]``: ``x`` has existed for at least the correlation window. A benched ``s`` comes
-    back when ``calm_run(s, x) >= persistence`` for every active, mature ``x`` other than ``s``
-    (strategies re-admitted earlier in this call count as active); with no such ``x`` it comes
-    back.
+    :func:`readmit_kernel` with the events' details as text.
 
     Parameters
     ----------
@@ -114,41 +270,26 @@ def readmit_step(
     list of BenchEvent
         One ``"readmit"`` event per re-admitted strategy, in name order.
     """
-    events: list[BenchEvent] = []
-    if not benched.any():
-        return events
-    for found in np.flatnonzero(benched):
-        s = int(found)
-        judges = np.flatnonzero(~benched & mature)
-        judges = judges[judges != s]
-        if judges.size == 0:
-            benched[s] = False
-            events.append(BenchEvent("readmit", s, "no active strategy old enough to compare"))
-            continue
-        runs = calm_run[pairs.lookup[s, judges]]
-        if np.all(runs >= persistence):
-            benched[s] = False
-            shown = ", ".join(names[int(x)] for x in judges)
-            events.append(
-                BenchEvent(
-                    "readmit",
-                    s,
-                    f"corr_90d <= threshold for >= {persistence} sessions against {shown}",
-                )
-            )
-    return events
-
-
-def _loser(a: int, b: int, sharpe: FloatArray) -> int:
-    """Return the member of pair (a, b), a < b, to bench: lower Sharpe, NaN lowest, tie -> b."""
-    sa, sb = float(sharpe[a]), float(sharpe[b])
-    if math.isnan(sa) and not math.isnan(sb):
-        return a
-    if math.isnan(sb) or math.isnan(sa):
-        return b
-    if sa < sb:
-        return a
-    return b
+    n = benched.shape[0]
+    ev = np.zeros((max(n, 1), EVENT_FIELDS), dtype=np.int64)
+    judges = np.zeros(max(n * n, 1), dtype=np.int64)
+    cnt = np.zeros(2, dtype=np.int64)
+    readmit_kernel(
+        0,
+        benched,
+        np.ascontiguousarray(mature, dtype=np.bool_),
+        np.ascontiguousarray(calm_run, dtype=np.int64),
+        pairs.lookup.astype(np.int64),
+        int(persistence),
+        ev,
+        judges,
+        cnt,
+    )
+    out = []
+    for e in ev[: cnt[0]].tolist():
+        shown = [names[int(x)] for x in judges[e[5] : e[5] + e[6]]]
+        out.append(BenchEvent("readmit", int(e[2]), readmit_detail(shown, persistence)))
+    return out
 
 
 def bench_step(
@@ -163,10 +304,7 @@ def bench_step(
 ) -> list[BenchEvent]:
     """Bench the lower-Sharpe member of each flagged pair of active strategies.
 
-    Mutates ``benched`` and returns the events. Pairs are walked by ``corr`` descending, then
-    ``(a, b)``; a pair is skipped once one of its members has been benched earlier in the walk.
-    The member benched has the lower ``sharpe``, a NaN Sharpe counting as lowest; on a tie (two
-    NaNs included) the one whose name sorts later is benched.
+    :func:`bench_kernel` with the events' details as text. Mutates ``benched``.
 
     Parameters
     ----------
@@ -190,26 +328,30 @@ def bench_step(
     list of BenchEvent
         One ``"bench"`` event per benched strategy, in walk order.
     """
-    active = ~benched
-    candidates = np.flatnonzero(flagged & active[pairs.a] & active[pairs.b])
-    if candidates.size == 0:
-        return []
-    order = np.lexsort((pairs.b[candidates], pairs.a[candidates], -corr[candidates]))
-    events: list[BenchEvent] = []
-    for p in candidates[order]:
-        a, b = int(pairs.a[p]), int(pairs.b[p])
-        if benched[a] or benched[b]:
-            continue
-        loser = _loser(a, b, sharpe)
-        keeper = b if loser == a else a
-        benched[loser] = True
-        events.append(
-            BenchEvent(
-                "bench",
-                loser,
-                f"corr_90d({names[a]},{names[b]})={corr[p]:.6f} > {threshold} for >= "
-                f"{persistence} sessions; sharpe_90d {sharpe[loser]:.6f} vs "
-                f"{names[keeper]} {sharpe[keeper]:.6f}",
-            )
+    n = benched.shape[0]
+    ev = np.zeros((max(n, 1), EVENT_FIELDS), dtype=np.int64)
+    cnt = np.zeros(2, dtype=np.int64)
+    corr = np.ascontiguousarray(corr, dtype=np.float64)
+    sharpe = np.ascontiguousarray(sharpe, dtype=np.float64)
+    bench_kernel(
+        0,
+        benched,
+        np.asarray(flagged, dtype=np.int64),
+        1,
+        corr,
+        sharpe,
+        pairs.a.astype(np.int64),
+        pairs.b.astype(np.int64),
+        ev,
+        cnt,
+    )
+    return [
+        BenchEvent(
+            "bench",
+            int(e[2]),
+            bench_detail(
+                names, e[3], e[4], e[2], float(corr[e[5]]), sharpe, threshold, persistence
+            ),
         )
-    return events
+        for e in ev[: cnt[0]].tolist()
+    ]

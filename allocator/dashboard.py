@@ -24,10 +24,12 @@ every bar run starts with.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,12 @@ import pandas as pd
 from allocator.arrays import FloatArray
 from allocator.config import AllocatorConfig
 from allocator.data import build_panel, validate_returns
+from allocator.returns_check import (
+    ReturnDivergence,
+    describe,
+    return_divergences,
+    traded_sessions,
+)
 from allocator.states import BreakerState
 
 __all__ = [
@@ -42,13 +50,25 @@ __all__ = [
     "BrokerFillRow",
     "LedgerHistory",
     "Performance",
+    "RiskView",
     "VirtualFillRow",
+    "allocation_figure",
+    "benches_figure",
     "book_series",
+    "breaker_figure",
     "build_dashboard",
     "cents_summing_to",
     "comparison",
+    "correlation_figure",
+    "divergences_html",
+    "equity_figure",
     "flagged_pairs",
+    "html_page",
+    "palette",
+    "perf_table_html",
     "performance",
+    "reported_vs_attributed",
+    "risk_html",
     "summary_frames",
 ]
 
@@ -112,6 +132,23 @@ class BrokerFillRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RiskView:
+    """The risk stage as the dashboard shows it (docs/spec-12-risk.md).
+
+    ``trading_state`` is the book's (``active``, ``reducing``, ``halted``), ``venue_states``
+    each venue's, ``detail`` who set the book's state and why; ``denials`` the latest denials,
+    newest first, each a mapping with ``bar``, ``intent_id``, ``strategy``, ``symbol``,
+    ``reason``, ``limit``, ``value`` and ``detail`` (text); ``counts`` every denial per reason.
+    """
+
+    trading_state: str
+    venue_states: Mapping[str, str]
+    detail: str
+    denials: tuple[Mapping[str, str], ...]
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerHistory:
     """Everything the dashboard reads, as the ledger recorded it.
 
@@ -148,6 +185,8 @@ class LedgerHistory:
         Count of cut or refused intents per reason, >= 0.
     total_capital : float
         Account currency, >= 0 (``allocation.total_capital``); every equity curve starts here.
+    risk : RiskView or None
+        The trading states and the latest risk denials (``None``: not shown).
     """
 
     bars: tuple[str, ...]
@@ -161,6 +200,7 @@ class LedgerHistory:
     returns: pd.DataFrame
     refusals: Mapping[str, int]
     total_capital: float
+    risk: RiskView | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +561,177 @@ def summary_frames(history: LedgerHistory, series: BookSeries) -> tuple[pd.DataF
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
+# The figure functions: the dashboard's charts, also drawn by the replay report
+# (allocator/report.py) and the sweep page. Plotly is imported inside each: it is heavy and
+# only a page needs it.
+
+
+def palette(names: Sequence[str]) -> dict[str, str]:
+    """Give each strategy the dashboard's colour, in the given order."""
+    return {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(names)}
+
+
+def equity_figure(x: Sequence[object], curves: Mapping[str, FloatArray], title: str) -> Any:
+    """Draw equity curves (one line each) over the dates ``x``; returns a Plotly figure."""
+    import plotly.graph_objects as go  # type: ignore[import-untyped]
+
+    fig = go.Figure()
+    for name, curve in curves.items():
+        fig.add_trace(go.Scatter(x=list(x), y=curve, name=_label(name), mode="lines"))
+    fig.update_layout(title=title)
+    return fig
+
+
+def allocation_figure(
+    amounts: pd.DataFrame, total: float, colour: Mapping[str, str], title: str
+) -> Any:
+    """Draw stacked allocations (index dates, a column per strategy) with cash on top.
+
+    Cash is ``total`` minus the row's sum: capital in account currency with ``total_capital``,
+    weights with ``total = 1``.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for s in amounts.columns:
+        fig.add_trace(
+            go.Scatter(
+                x=amounts.index,
+                y=amounts[s],
+                name=_label(s),
+                stackgroup="alloc",
+                mode="lines",
+                line={"color": colour.get(str(s))},
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=amounts.index,
+            y=total - amounts.sum(axis=1),
+            name="cash (freed or unallocated)",
+            stackgroup="alloc",
+            mode="lines",
+            line={"color": "#cccccc"},
+        )
+    )
+    fig.update_layout(title=title)
+    return fig
+
+
+def correlation_figure(corr: pd.DataFrame, title: str) -> Any:
+    """Draw a correlation matrix (strategies × strategies) as an annotated heatmap in [-1, 1]."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(
+        go.Heatmap(
+            z=corr.to_numpy(),
+            x=[_label(c) for c in corr.columns],
+            y=[_label(c) for c in corr.index],
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu_r",
+            text=np.round(corr.to_numpy(), 2),
+            texttemplate="%{text}",
+        )
+    )
+    fig.update_layout(title=title)
+    return fig
+
+
+def benches_figure(flags: pd.DataFrame, benched: pd.DataFrame) -> Any:
+    """Draw the timeline of flagged pairs (``date``, ``pair``) and benched strategies."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=pd.to_datetime(flags["date"]),
+            y=["flagged: " + _label(p) for p in flags["pair"]],
+            mode="markers",
+            marker={"symbol": "line-ns-open", "size": 9, "color": "#d62728"},
+            name="pair flagged (corr > threshold for the persistence)",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=pd.to_datetime(benched["date"]),
+            y=["benched: " + _label(s) for s in benched["strategy"]],
+            mode="markers",
+            marker={"symbol": "line-ns-open", "size": 9, "color": "#7f7f7f"},
+            name="strategy benched",
+        )
+    )
+    fig.update_layout(title="Flagged pairs and benches", height=380)
+    return fig
+
+
+def breaker_figure(states: pd.DataFrame) -> Any:
+    """Draw breaker states (index dates, a column per strategy, state labels) as a heatmap."""
+    import plotly.graph_objects as go
+
+    codes = states.apply(lambda c: c.map(_STATE_CODE)).astype(float)
+    fig = go.Figure(
+        go.Heatmap(
+            z=codes.T.to_numpy(),
+            x=codes.index,
+            y=[_label(c) for c in codes.columns],
+            zmin=0,
+            zmax=2,
+            colorscale=[
+                [0.0, "#2ca02c"],
+                [0.33, "#2ca02c"],
+                [0.34, "#ff7f0e"],
+                [0.66, "#ff7f0e"],
+                [0.67, "#d62728"],
+                [1.0, "#d62728"],
+            ],
+            colorbar={
+                "tickvals": [int(state) for state in BreakerState],
+                "ticktext": [state.label for state in BreakerState],
+            },
+        )
+    )
+    fig.update_layout(title="Drawdown breaker state per strategy", height=340)
+    return fig
+
+
+def perf_table_html(perf: pd.DataFrame) -> str:
+    """Render the comparison table (:func:`summary_frames`' ``perf`` columns) as HTML."""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r.portfolio))}</td><td>{r.final_equity:,.0f}</td>"
+        f"<td>{r.annual_return:.2%}</td><td>{r.volatility:.2%}</td>"
+        f"<td>{r.sharpe:.2f}</td><td>{r.max_drawdown:.2%}</td></tr>"
+        for r in perf.itertuples(index=False)
+    )
+    return (
+        "<table class='k'><tr><th>portfolio</th><th>final equity</th><th>annual return</th>"
+        f"<th>volatility</th><th>Sharpe</th><th>max drawdown</th></tr>{rows}</table>"
+    )
+
+
+def html_page(title: str, body: Sequence[str], figures: Sequence[tuple[str, object]]) -> str:
+    """Assemble one self-contained page: ``body`` HTML, then the figures (Plotly JS once)."""
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:24px;max-width:1400px}"
+        "table.k{border-collapse:collapse}table.k td,table.k th{padding:4px 10px;"
+        "border-bottom:1px solid #ddd;text-align:right}table.k td:first-child{text-align:left}"
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        *body,
+    ]
+    for i, (name, fig) in enumerate(figures):
+        chart = fig.to_html(  # type: ignore[attr-defined]
+            full_html=False,
+            include_plotlyjs=i == 0,
+            div_id=f"chart-{name}",
+            config={"displaylogo": False},
+        )
+        parts.append(f"<section>{chart}</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
 
 def build_dashboard(
     history: LedgerHistory, config: AllocatorConfig, *, title: str = "Allocator"
@@ -546,24 +757,21 @@ def build_dashboard(
     ValueError
         ``history`` has no bar.
     """
-    import plotly.graph_objects as go  # type: ignore[import-untyped]
+    import plotly.graph_objects as go
     from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
     if not history.bars:
         raise ValueError("the ledger has no recorded bar: nothing to draw")
     series = book_series(history)
     dates = pd.to_datetime(list(series.bars))
-    colour = {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(series.strategies)}
+    colour = palette(series.strategies)
     figures: list[tuple[str, go.Figure]] = []
 
     # 1. Book equity against equal weight and the best single strategy.
     curves = comparison(history, series)
     start = dates[0] - pd.Timedelta(days=1)
     x = [start, *dates]
-    fig = go.Figure()
-    for name, curve in curves.items():
-        fig.add_trace(go.Scatter(x=x, y=curve, name=name, mode="lines"))
-    fig.update_layout(title="Book equity vs equal weight and the best single strategy")
+    fig = equity_figure(x, curves, "Book equity vs equal weight and the best single strategy")
     figures.append(("equity", fig))
 
     # 2. Attributed P&L per strategy: curves, and a table that sums to the book.
@@ -578,7 +786,7 @@ def build_dashboard(
             go.Scatter(
                 x=dates,
                 y=[float(v) for v in series.strategy_pnl[s]],
-                name=s,
+                name=_label(s),
                 mode="lines",
                 line={"color": colour[s]},
             ),
@@ -602,7 +810,7 @@ def build_dashboard(
             header={"values": ["strategy", "attributed P&L"]},
             cells={
                 "values": [
-                    list(pnl["strategy"]),
+                    [_label(s) for s in pnl["strategy"]],
                     [_money(Decimal(v)) for v in pnl["attributed_pnl"]],
                 ],
                 "align": ["left", "right"],
@@ -619,102 +827,29 @@ def build_dashboard(
     alloc["date"] = pd.to_datetime(alloc["date"])
     alloc = alloc[alloc["date"] >= start]
     cap = alloc.pivot(index="date", columns="strategy", values="capital").astype(float)
-    fig = go.Figure()
-    for s in cap.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=cap.index,
-                y=cap[s],
-                name=str(s),
-                stackgroup="alloc",
-                mode="lines",
-                line={"color": colour.get(str(s))},
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=cap.index,
-            y=history.total_capital - cap.sum(axis=1),
-            name="cash (freed or unallocated)",
-            stackgroup="alloc",
-            mode="lines",
-            line={"color": "#cccccc"},
-        )
+    fig = allocation_figure(
+        cap, history.total_capital, colour, "Published capital per strategy (stacked)"
     )
-    fig.update_layout(title="Published capital per strategy (stacked)")
     figures.append(("allocations", fig))
 
     # 4. The latest 90-session correlation heatmap.
     window = config.correlation.window
     wide = _returns_wide(history, series.bars).iloc[-window:]
     corr = wide.corr(min_periods=window)
-    fig = go.Figure(
-        go.Heatmap(
-            z=corr.to_numpy(),
-            x=list(corr.columns),
-            y=list(corr.index),
-            zmin=-1,
-            zmax=1,
-            colorscale="RdBu_r",
-            text=np.round(corr.to_numpy(), 2),
-            texttemplate="%{text}",
-        )
+    fig = correlation_figure(
+        corr, f"{window}-session correlation of own returns at {series.bars[-1]}"
     )
-    fig.update_layout(title=f"{window}-session correlation of own returns at {series.bars[-1]}")
     figures.append(("correlation", fig))
 
     # 5. Timeline of flagged pairs and benches.
     flags = flagged_pairs(history, config)
     flags = flags[flags["date"] >= series.bars[0]]
     benched = alloc[alloc["benched"].astype(bool)]
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=pd.to_datetime(flags["date"]),
-            y=["flagged: " + p for p in flags["pair"]],
-            mode="markers",
-            marker={"symbol": "line-ns-open", "size": 9, "color": "#d62728"},
-            name="pair flagged (corr > threshold for the persistence)",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=benched["date"],
-            y=["benched: " + str(s) for s in benched["strategy"]],
-            mode="markers",
-            marker={"symbol": "line-ns-open", "size": 9, "color": "#7f7f7f"},
-            name="strategy benched",
-        )
-    )
-    fig.update_layout(title="Flagged pairs and benches", height=380)
-    figures.append(("benches", fig))
+    figures.append(("benches", benches_figure(flags, benched[["date", "strategy"]])))
 
     # 6. Breaker states over time.
     states = alloc.pivot(index="date", columns="strategy", values="breaker_state")
-    codes = states.apply(lambda c: c.map(_STATE_CODE)).astype(float)
-    fig = go.Figure(
-        go.Heatmap(
-            z=codes.T.to_numpy(),
-            x=codes.index,
-            y=[str(c) for c in codes.columns],
-            zmin=0,
-            zmax=2,
-            colorscale=[
-                [0.0, "#2ca02c"],
-                [0.33, "#2ca02c"],
-                [0.34, "#ff7f0e"],
-                [0.66, "#ff7f0e"],
-                [0.67, "#d62728"],
-                [1.0, "#d62728"],
-            ],
-            colorbar={
-                "tickvals": [int(state) for state in BreakerState],
-                "ticktext": [state.label for state in BreakerState],
-            },
-        )
-    )
-    fig.update_layout(title="Drawdown breaker state per strategy", height=340)
-    figures.append(("breaker", fig))
+    figures.append(("breaker", breaker_figure(states)))
 
     # 7. Cumulative netting savings: fees and turnover avoided.
     fig = make_subplots(specs=[[{"secondary_y": True}]])
@@ -747,40 +882,112 @@ def build_dashboard(
     fig.update_layout(title="Gross exposure by venue (book positions × reference price)")
     figures.append(("venues", fig))
 
-    return _page(title, series, perf, figures)
+    divergences = reported_vs_attributed(history, series, config.gateway.return_tolerance)
+    notes = [divergences_html(divergences, config.gateway.return_tolerance)]
+    if history.risk is not None:
+        notes.insert(0, risk_html(history.risk))
+    return _page(title, series, perf, figures, notes)
+
+
+def _label(name: object) -> str:
+    """Escape a strategy name (or a label made of names) for Plotly.
+
+    Plotly's labels are HTML-like (``<a href>``, ``<b>``): every ``<``, ``>``, ``&`` and quote
+    is escaped so that a name is shown as the text it is.
+    """
+    return html.escape(str(name))
+
+
+def reported_vs_attributed(
+    history: LedgerHistory, series: BookSeries, tolerance: float
+) -> list[ReturnDivergence]:
+    """Compare the strategies' reported returns with their attributed P&L ÷ capital.
+
+    The sessions each strategy traded through the allocator are compared
+    (:func:`allocator.returns_check.return_divergences`); those differing by more than
+    ``tolerance`` are returned.
+    """
+    capital: dict[str, dict[str, float]] = {}
+    for day, name, amount in zip(
+        history.allocations["date"],
+        history.allocations["strategy"],
+        history.allocations["capital"],
+        strict=True,
+    ):
+        capital.setdefault(str(name), {})[str(day)] = float(amount)
+    reported: dict[str, dict[str, float | None]] = {}
+    for day, name, value in zip(
+        history.returns["date"], history.returns["strategy"], history.returns["return"], strict=True
+    ):
+        number = float(value)
+        reported.setdefault(str(name), {})[str(day)] = None if math.isnan(number) else number
+    traded = traded_sessions(
+        series.bars, ((f.bar, f.strategy, f.symbol, f.qty) for f in history.virtual_fills)
+    )
+    return return_divergences(
+        sessions=series.bars,
+        pnl=series.strategy_pnl,
+        traded=traded,
+        capital=capital,
+        reported=reported,
+        tolerance=tolerance,
+    )
+
+
+def risk_html(risk: RiskView) -> str:
+    """Render the trading states and the latest risk denials (text escaped)."""
+    colour = {"active": "#2ca02c", "reducing": "#ff7f0e", "halted": "#d62728"}
+    venues = ", ".join(
+        f"{html.escape(v)} <b style='color:{colour.get(s, '#000')}'>{html.escape(s)}</b>"
+        for v, s in sorted(risk.venue_states.items())
+    )
+    keys = ("bar", "intent_id", "strategy", "symbol", "reason", "limit", "value", "detail")
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(d.get(k) or ''))}</td>" for k in keys) + "</tr>"
+        for d in risk.denials
+    )
+    counts = ", ".join(f"{html.escape(k)} {n}" for k, n in sorted(risk.counts.items())) or "none"
+    state = risk.trading_state
+    header = "".join(f"<th>{k}</th>" for k in keys)
+    return (
+        f"<section id='risk'><h2>Trading state: <span style='color:{colour.get(state, '#000')}'>"
+        f"{html.escape(state)}</span></h2><p>{html.escape(risk.detail)}</p>"
+        f"<p>venues: {venues}</p><p>risk denials so far: {counts}</p>"
+        f"<table class='k'><tr>{header}</tr>{rows or '<tr><td>no denial</td></tr>'}</table>"
+        "</section>"
+    )
+
+
+def divergences_html(divergences: Sequence[ReturnDivergence], tolerance: float) -> str:
+    """Render the returns check for the operator: a line when all agree, else a table."""
+    if not divergences:
+        return (
+            "<p>Self-reported returns agree with the attributed P&amp;L ÷ published capital on "
+            f"every session traded through the allocator (tolerance {tolerance:g}).</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(text)}</td></tr>"
+        for name, text in describe(divergences).items()
+    )
+    return (
+        "<h2 style='color:#d62728'>Self-reported returns diverge from the attributed P&amp;L"
+        f"</h2><p>|reported − attributed P&amp;L ÷ published capital| &gt; {tolerance:g} on the "
+        "sessions below (the <code>returns_match_attribution</code> check fails).</p>"
+        f"<table class='k'><tr><th>strategy</th><th>sessions</th></tr>{rows}</table>"
+    )
 
 
 def _page(
-    title: str, series: BookSeries, perf: pd.DataFrame, figures: Sequence[tuple[str, object]]
+    title: str,
+    series: BookSeries,
+    perf: pd.DataFrame,
+    figures: Sequence[tuple[str, object]],
+    notes: Sequence[str] = (),
 ) -> str:
-    rows = "".join(
-        f"<tr><td>{r.portfolio}</td><td>{r.final_equity:,.0f}</td>"
-        f"<td>{r.annual_return:.2%}</td><td>{r.volatility:.2%}</td>"
-        f"<td>{r.sharpe:.2f}</td><td>{r.max_drawdown:.2%}</td></tr>"
-        for r in perf.itertuples(index=False)
-    )
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{title}</title>",
-        "<style>body{font-family:sans-serif;margin:24px;max-width:1400px}"
-        "table.k{border-collapse:collapse}table.k td,table.k th{padding:4px 10px;"
-        "border-bottom:1px solid #ddd;text-align:right}table.k td:first-child{text-align:left}"
-        "</style></head><body>",
-        f"<h1>{title}</h1>",
+    intro = (
         f"<p>{len(series.bars)} bars, {series.bars[0]} to {series.bars[-1]}; "
         f"book P&amp;L {_money(series.book_pnl[-1])}, attributed to the strategies "
         f"{_money(series.attributed_total[-1])}; netting saved "
-        f"{_money(series.savings_cum[-1])} in fees.</p>",
-        "<table class='k'><tr><th>portfolio</th><th>final equity</th><th>annual return</th>"
-        f"<th>volatility</th><th>Sharpe</th><th>max drawdown</th></tr>{rows}</table>",
-    ]
-    for i, (name, fig) in enumerate(figures):
-        html = fig.to_html(  # type: ignore[attr-defined]
-            full_html=False,
-            include_plotlyjs=i == 0,
-            div_id=f"chart-{name}",
-            config={"displaylogo": False},
-        )
-        parts.append(f"<section>{html}</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        f"{_money(series.savings_cum[-1])} in fees.</p>"
+    )
+    return html_page(title, [intro, *notes, perf_table_html(perf)], figures)

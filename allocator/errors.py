@@ -31,6 +31,7 @@ __all__ = [
     "AmbiguousBrokerError",
     "BarAbandonedError",
     "BarIncompleteError",
+    "BarLeasedError",
     "BrokerError",
     "ConfigError",
     "DuplicateOrderError",
@@ -78,6 +79,14 @@ class SolverError(AllocatorError, RuntimeError):
 
 class BarIncompleteError(AllocatorError):
     """The bar cannot be settled yet (an order's outcome is unknown); run it again later."""
+
+
+class BarLeasedError(BarIncompleteError):
+    """Another live runner holds the bar's lease (or took it over): this one sends nothing.
+
+    Run the bar again later (:mod:`allocator.execution.lease`): the owner settles it, or its
+    lease expires and the next runner recovers from the journal.
+    """
 
 
 class PlanMismatchError(AllocatorError):

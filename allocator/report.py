@@ -1,4 +1,7 @@
-"""Writers of the replay contract's files (SPEC §11).
+"""Writers of the replay contract's files (SPEC §11), the book's files and the replay report.
+
+``book.csv``, ``summary.json`` (:mod:`allocator.book`) and ``report.html`` (drawn with the
+dashboard's figure functions, :mod:`allocator.dashboard`, imported when a page is built).
 
 Dates ``YYYY-MM-DD``; booleans ``true``/``false``; an undefined number is an empty field;
 floats at full round-trip precision (Python's ``repr``); capital is not rounded. The
@@ -14,25 +17,40 @@ memory (``--no-pairs`` skips it), whereas the allocations grow only as sessions 
 from __future__ import annotations
 
 import csv
+import html
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from allocator.arrays import FloatArray
+from allocator.book import Book, book_of
+from allocator.config import AllocatorConfig
+from allocator.data import ReturnsPanel
 from allocator.replay import Event, ReplayResult
+from allocator.sizing import SizingSchedule, inverse_vol_weights
 from allocator.states import BreakerState
 from allocator.stats import PairCorrelationStream
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "ALLOCATION_COLUMNS",
+    "BOOK_COLUMNS",
     "EVENT_COLUMNS",
     "PAIR_COLUMNS",
     "PairsWriter",
     "format_table",
+    "peer_books",
+    "replay_report",
     "write_allocations",
+    "write_book",
     "write_events",
+    "write_summary",
 ]
 
 ALLOCATION_COLUMNS = (
@@ -200,3 +218,205 @@ def format_table(result: ReplayResult) -> str:
     lines.append("-" * len(header))
     lines.append(f"{'deployed':<16}{'':>61}{total:>14,.2f}")
     return "\n".join(lines)
+
+
+BOOK_COLUMNS = ("date", "book_return", "equity", "invested", "cash", "turnover", "cost")
+
+
+def write_book(book: Book, path: Path) -> None:
+    """Write ``book.csv``: one row per session from the second, columns ``BOOK_COLUMNS``.
+
+    ``book_return`` is the session's simple return of the book (net of cost), ``equity`` the
+    growth of 1 from the close of the first session, ``invested`` and ``cash`` the fractions
+    of capital allocated and left in cash during the session, ``turnover`` the allocation's
+    turnover and ``cost`` what it cost (a fraction of capital); see :mod:`allocator.book`.
+    """
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(BOOK_COLUMNS)
+        for d, r, e, inv, to, c in zip(
+            book.dates.astype(str).tolist(),
+            book.returns.tolist(),
+            book.equity.tolist(),
+            book.invested.tolist(),
+            book.turnover.tolist(),
+            book.cost.tolist(),
+            strict=True,
+        ):
+            w.writerow((d, _num(r), _num(e), _num(inv), _num(1.0 - inv), _num(to), _num(c)))
+
+
+def write_summary(summary: dict[str, float], path: Path) -> None:
+    """Write ``summary.json`` (keys of :data:`allocator.book.SUMMARY_KEYS`; NaN as ``null``)."""
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
+    path.write_text(json.dumps(clean, indent=2) + "\n", encoding="utf-8")
+
+
+def peer_books(
+    panel: ReturnsPanel,
+    result: ReplayResult,
+    config: AllocatorConfig,
+    *,
+    cash_rate: float = 0.0,
+    cost: float = 0.0,
+) -> dict[str, Book]:
+    """Return the books the report compares with: equal weight, inverse vol, best single.
+
+    * equal weight: ``1/k`` in each of the ``k`` strategies that exist at ``t``;
+    * inverse vol alone: SPEC §4's inverse-vol weights on the same schedule
+      (``sizing.rebalance_every`` from the first session with a defined vol), with no bench
+      and no breaker (the part of the engine a portfolio library would do);
+    * best single: all in the strategy whose own returns have the highest Sharpe over the
+      replay (a missing return counts as 0).
+
+    Each goes through :func:`allocator.book.book_of` with the same cash rate and cost.
+    """
+    values = panel.values
+    exists = np.cumsum(~np.isnan(values), axis=0) > 0
+    k = exists.sum(axis=1, keepdims=True)
+    ew = np.divide(exists, k, out=np.zeros_like(values), where=k > 0)
+    schedule = SizingSchedule(every=config.sizing.rebalance_every)
+    iv = np.zeros_like(values)
+    held = np.zeros(values.shape[1])
+    for t in range(values.shape[0]):
+        eligible = np.isfinite(result.vol[t]) & (result.vol[t] > 0)
+        if schedule.reason(t, any_eligible=bool(eligible.any()), bench_changed=False):
+            held = inverse_vol_weights(result.vol[t], eligible)
+        iv[t] = held
+    own = np.nan_to_num(values, nan=0.0)
+    sd = own.std(axis=0, ddof=1)
+    sharpe = np.divide(own.mean(axis=0), sd, out=np.full(sd.shape, -np.inf), where=sd > 0)
+    best = int(np.argmax(sharpe))
+    single = np.zeros_like(values)
+    single[:, best] = 1.0
+    ann = config.sizing.annualization
+
+    def book(weights: FloatArray) -> Book:
+        shadow = ReplayResult(
+            sessions=result.sessions,
+            strategies=result.strategies,
+            vol=result.vol,
+            sharpe=result.sharpe,
+            mtd=result.mtd,
+            breaker_state=result.breaker_state,
+            multiplier=result.multiplier,
+            benched=result.benched,
+            base_weight=weights,
+            final_weight=weights,
+            capital=weights,
+        )
+        return book_of(shadow, values, cash_rate=cash_rate, cost=cost, annualization=ann)
+
+    return {
+        "equal weight": book(ew),
+        "inverse vol alone (no bench, no breaker)": book(iv),
+        f"best single ({result.strategies[best]})": book(single),
+    }
+
+
+def replay_report(
+    panel: ReturnsPanel,
+    result: ReplayResult,
+    book: Book,
+    summary: dict[str, float],
+    config: AllocatorConfig,
+    *,
+    flags: pd.DataFrame | None = None,
+    cash_rate: float = 0.0,
+    cost: float = 0.0,
+) -> str:
+    """Build ``report.html``: what the allocator did for the book, one self-contained page.
+
+    The book against equal weight, inverse vol alone and the best single strategy; the
+    published weights over time; benches (and the flagged pairs, when ``flags`` has them) and
+    breaker states; the correlation heatmap at the last session. Drawn with the dashboard's
+    figure functions (:mod:`allocator.dashboard`).
+
+    Parameters
+    ----------
+    panel, result : ReturnsPanel, ReplayResult
+        The replayed returns and the decisions.
+    book, summary : Book, dict
+        :func:`allocator.book.book_of` of ``result`` and its :func:`~allocator.book.summarize`.
+    config : AllocatorConfig
+        The rules' parameters (the correlation window, total capital for the table).
+    flags : pandas.DataFrame, optional
+        Flagged pairs, columns ``date`` and ``pair`` (``"a / b"``); none drawn when omitted.
+    cash_rate, cost : float
+        As for the book, applied to the peers too.
+
+    Returns
+    -------
+    str
+        The HTML page (Plotly's JavaScript inlined: it works offline).
+    """
+    import pandas as pd
+
+    from allocator import dashboard as dash
+
+    capital = float(config.allocation.total_capital) or 1.0
+    ann = config.sizing.annualization
+    books = {"book": book, **peer_books(panel, result, config, cash_rate=cash_rate, cost=cost)}
+    start = pd.Timestamp(str(result.sessions[0]))
+    x = [start, *pd.to_datetime(book.dates.astype(str))]
+    curves = {name: capital * np.concatenate([[1.0], b.equity]) for name, b in books.items()}
+    perf = pd.DataFrame(
+        [
+            {
+                "portfolio": name,
+                "final_equity": float(curve[-1]),
+                "annual_return": p.annual_return,
+                "volatility": p.volatility,
+                "sharpe": p.sharpe,
+                "max_drawdown": p.max_drawdown,
+            }
+            for name, curve in curves.items()
+            for p in [dash.performance(curve, ann)]
+        ]
+    )
+    names = list(result.strategies)
+    dates = pd.to_datetime(np.asarray(result.sessions).astype(str))
+    colour = dash.palette(names)
+    weights = pd.DataFrame(result.final_weight, index=dates, columns=names)
+    labels = np.asarray(_STATE_LABELS, dtype=object)[result.breaker_state]
+    states = pd.DataFrame(labels, index=dates, columns=names)
+    t_idx, j_idx = np.nonzero(result.benched)
+    benched = pd.DataFrame({"date": dates[t_idx], "strategy": [names[j] for j in j_idx]})
+    flagged = flags if flags is not None else pd.DataFrame({"date": [], "pair": []})
+    window = config.correlation.window
+    corr = pd.DataFrame(panel.values[-window:], columns=names).corr(min_periods=window)
+    figures = [
+        (
+            "equity",
+            dash.equity_figure(
+                x, curves, "Book vs equal weight, inverse vol alone and the best single strategy"
+            ),
+        ),
+        (
+            "weights",
+            dash.allocation_figure(weights, 1.0, colour, "Published final weights (stacked)"),
+        ),
+        ("benches", dash.benches_figure(flagged, benched)),
+        ("breaker", dash.breaker_figure(states)),
+        (
+            "correlation",
+            dash.correlation_figure(
+                corr, f"{window}-session correlation of own returns at {result.sessions[-1]}"
+            ),
+        ),
+    ]
+    shown = ", ".join(
+        f"{k} {summary[k]:.4g}" if isinstance(summary[k], float) else f"{k} {summary[k]}"
+        for k in summary
+    )
+    intro = [
+        f"<p>{len(result.sessions)} sessions, {result.sessions[0]} to {result.sessions[-1]}, "
+        f"{len(names)} strategies; weights published at the close of a session are held "
+        f"through the next; cash earns {cash_rate:.2%} a year; cost {cost:g} per unit of "
+        "turnover.</p>",
+        f"<p>summary.json: {html.escape(shown)}</p>",
+        dash.perf_table_html(perf),
+    ]
+    if flags is None:
+        intro.append("<p>Flagged pairs are not drawn: the replay ran with --no-pairs.</p>")
+    return dash.html_page("Allocator replay report", intro, figures)

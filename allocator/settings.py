@@ -65,6 +65,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "sensor_poll_s": "ALLOCATOR_BAR_SENSOR_POLL",
     "sensors_running": "ALLOCATOR_SENSORS_RUNNING",
     "bar_job": "ALLOCATOR_BAR_JOB",
+    "alert_webhook": "ALLOCATOR_ALERT_WEBHOOK",
 }
 """The environment variable of each :class:`Settings` field."""
 
@@ -134,9 +135,11 @@ class Settings:
     ``config`` is the rules' and the execution core's configuration (its
     ``execution.ledger_url`` equals ``ledger_url``). Locations are plain paths or URLs (no
     secrets: venue credentials stay in the venues' own variables, read only by
-    :mod:`resources.brokers.registry`); an empty ``instruments``, ``prices`` or
-    ``returns_source`` means the bundled symbol table, no reference prices and no returns file.
-    Times are seconds. See :data:`ENVIRONMENT` for each field's variable.
+    :mod:`resources.brokers.registry`; ``alert_webhook``, the URL the alert sensors post to
+    (docs/spec-12-risk.md §12.8), is a secret of Slack's kind: it is never printed); an empty
+    ``instruments``, ``prices`` or ``returns_source`` means the bundled symbol table, no
+    reference prices and no returns file. Times are seconds. See :data:`ENVIRONMENT` for each
+    field's variable.
     """
 
     config: AllocatorConfig = field(default_factory=AllocatorConfig)
@@ -154,6 +157,7 @@ class Settings:
     sensor_poll_s: float = 0.2
     sensors_running: bool = False
     bar_job: BarJob = "bar_job"
+    alert_webhook: str = ""
 
     def __post_init__(self) -> None:
         """Check every field, then put the resolved ``ledger_url`` into ``config.execution``."""
@@ -163,6 +167,11 @@ class Settings:
         for name in ("data_dir", "dashboard"):
             if not getattr(self, name):
                 raise ConfigError(name, "must not be empty")
+        if self.alert_webhook and not self.alert_webhook.startswith(("http://", "https://")):
+            raise ConfigError(
+                "alert_webhook",
+                "must be an http(s) URL such as a Slack incoming webhook (value not shown)",
+            )
         if self.bar_job not in _BAR_JOBS:
             raise ConfigError("bar_job", f"must be one of {list(_BAR_JOBS)}, got {self.bar_job!r}")
         if self.config.execution.ledger_url != self.ledger_url:
@@ -225,6 +234,7 @@ def load_settings(
     sensor_poll_s: float | None = None,
     sensors_running: bool | None = None,
     bar_job: BarJob | None = None,
+    alert_webhook: str | None = None,
 ) -> Settings:
     """Resolve the settings of this process: the file, then ``env``, then the flags given here.
 
@@ -256,6 +266,7 @@ def load_settings(
         "sensor_poll_s": sensor_poll_s,
         "sensors_running": sensors_running,
         "bar_job": bar_job,
+        "alert_webhook": alert_webhook,
     }
     resolved.update({k: v for k, v in flags.items() if v is not None})
     return Settings(config=allocator_config, config_path=path, **resolved)  # type: ignore[arg-type]

@@ -22,15 +22,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from allocator._jit import njit
 from allocator.arrays import FloatArray
 from allocator.errors import SolverError
 
 __all__ = [
+    "REASONS",
     "RecomputeReason",
     "SizingSchedule",
     "erc_weights",
+    "inverse_vol_kernel",
     "inverse_vol_weights",
     "risk_contributions",
+    "schedule_kernel",
 ]
 
 
@@ -56,16 +60,28 @@ def inverse_vol_weights(vols: FloatArray, eligible: npt.NDArray[np.bool_]) -> Fl
     ValueError
         An eligible strategy's vol is not finite or not > 0.
     """
-    vols = np.asarray(vols, dtype=np.float64)
-    weights = np.zeros_like(vols)
-    if not eligible.any():
-        return weights
+    vols = np.ascontiguousarray(vols, dtype=np.float64)
+    eligible = np.ascontiguousarray(eligible, dtype=np.bool_)
     v = vols[eligible]
     if not np.all(np.isfinite(v)) or np.any(v <= 0):
         raise ValueError("every eligible strategy needs a finite vol > 0")
-    inv = 1.0 / v
-    weights[eligible] = inv / inv.sum()
+    weights = np.empty_like(vols)
+    inverse_vol_kernel(vols, eligible, weights)
     return weights
+
+
+@njit
+def inverse_vol_kernel(vols: FloatArray, eligible: npt.NDArray[np.bool_], out: FloatArray) -> None:
+    """:func:`inverse_vol_weights` into ``out``, compiled, without the input check.
+
+    The engine's session kernel calls it with ``eligible`` = active with a finite ``vol > 0``.
+    """
+    total = 0.0
+    for j in range(vols.shape[0]):
+        if eligible[j]:
+            total += 1.0 / vols[j]
+    for j in range(vols.shape[0]):
+        out[j] = (1.0 / vols[j]) / total if eligible[j] else 0.0
 
 
 def risk_contributions(weights: FloatArray, cov: FloatArray) -> FloatArray:
@@ -234,17 +250,29 @@ class SizingSchedule:
         str or None
             ``"scheduled"``, ``"event"``, ``"scheduled+event"``, or ``None`` (no recompute).
         """
-        scheduled = False
-        if self.anchor is None:
-            if any_eligible:
-                self.anchor = t
-                scheduled = True
-        elif (t - self.anchor) % self.every == 0:
+        anchor = np.array([-1 if self.anchor is None else self.anchor], dtype=np.int64)
+        code = schedule_kernel(t, anchor, self.every, any_eligible, bench_changed)
+        self.anchor = None if anchor[0] < 0 else int(anchor[0])
+        return REASONS[code]
+
+
+# Recompute reason codes of schedule_kernel, and their text in events.csv.
+REASONS: tuple[RecomputeReason | None, ...] = (None, "scheduled", "event", "scheduled+event")
+
+
+@njit
+def schedule_kernel(
+    t: int, anchor: npt.NDArray[np.int64], every: int, any_eligible: bool, bench_changed: bool
+) -> int:
+    """:meth:`SizingSchedule.reason` compiled: the code of :data:`REASONS` (0: no recompute).
+
+    ``anchor[0]`` is the session of the first recompute (-1: none yet), set here.
+    """
+    scheduled = False
+    if anchor[0] < 0:
+        if any_eligible:
+            anchor[0] = t
             scheduled = True
-        if scheduled and bench_changed:
-            return "scheduled+event"
-        if scheduled:
-            return "scheduled"
-        if bench_changed:
-            return "event"
-        return None
+    elif (t - anchor[0]) % every == 0:
+        scheduled = True
+    return (1 if scheduled else 0) + (2 if bench_changed else 0)

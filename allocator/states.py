@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["BreakerState", "StrategyState", "published_state"]
+__all__ = ["BreakerState", "StrategyState", "TradingState", "published_state"]
 
 
 class StrategyState(enum.StrEnum):
@@ -90,3 +90,28 @@ def published_state(breaker: BreakerState | str, benched: bool) -> StrategyState
         return StrategyState.BENCHED
     state = breaker if isinstance(breaker, BreakerState) else BreakerState.of_label(breaker)
     return state.state
+
+
+class TradingState(enum.StrEnum):
+    """The book's trading state, and each venue's (docs/spec-12-risk.md §12.5).
+
+    ``active``: the risk stage's limits apply, nothing more; ``reducing``: exits only, for
+    every strategy, and no symbol's net position grows; ``halted``: nothing is sent. The
+    stricter of the book's and a venue's state applies to the venue's intents.
+    """
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+    @property
+    def rank(self) -> int:
+        """How strict the state is: 0 active, 1 reducing, 2 halted."""
+        return _TRADING_RANK[self]
+
+    def stricter(self, other: TradingState) -> TradingState:
+        """Return the stricter of ``self`` and ``other``."""
+        return other if other.rank > self.rank else self
+
+
+_TRADING_RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}

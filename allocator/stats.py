@@ -37,8 +37,11 @@ from allocator.arrays import FloatArray, IntArray
 
 __all__ = [
     "PairCorrelationStream",
+    "corr_values_step",
     "pair_index",
     "rolling_corr_all_pairs",
+    "update_runs",
+    "vol_sharpe_kernel",
     "window_vol_sharpe",
 ]
 
@@ -111,6 +114,9 @@ def _vol_sharpe_kernel(
             sharpe_out[j] = math.nan
         else:
             sharpe_out[j] = mean / math.sqrt(var) * root
+
+
+vol_sharpe_kernel = _vol_sharpe_kernel  # for the engine's compiled statistics block
 
 
 def window_vol_sharpe(
@@ -215,7 +221,28 @@ def _corr_step(
     breach: IntArray,
     calm: IntArray,
 ) -> None:
-    """Advance the stream by one session with row ``x`` (NaN = missing).
+    """Advance the stream by one session: the correlations, then the run counters."""
+    corr_values_step(x, ring, state, nan_count, eq_run, centre, s1, s2, mag, corr)
+    update_runs(corr, threshold, breach, calm)
+
+
+@njit
+def corr_values_step(
+    x: FloatArray,
+    ring: FloatArray,
+    state: IntArray,
+    nan_count: IntArray,
+    eq_run: IntArray,
+    centre: FloatArray,
+    s1: FloatArray,
+    s2: FloatArray,
+    mag: FloatArray,
+    corr: FloatArray,
+) -> None:
+    """Advance the correlations by one session with row ``x`` (NaN = missing).
+
+    The threshold-independent half of a stream step (the engine's statistics block runs it;
+    the counters follow in :func:`update_runs`).
 
     ``state`` = [slot of the next write, rows received, rows since the last rebuild].
     ``mag[i]`` is the sum of squared shifted values added to or removed from ``s2[i, i]`` since
@@ -288,7 +315,17 @@ def _corr_step(
                     c = (s2[i, j] - s1[i] * s1[j] / w) / math.sqrt(den)
             corr[p] = c
             p += 1
-    # Branch-free counter update: a NaN compares false both ways and resets both runs.
+
+
+@njit
+def update_runs(corr: FloatArray, threshold: float, breach: IntArray, calm: IntArray) -> None:
+    """Advance SPEC §3's ``breach_run`` / ``calm_run`` counters by one session, in place.
+
+    A pair breaches when ``corr > threshold`` (strict) and is calm when ``corr <= threshold``;
+    a NaN compares false both ways and resets both runs. The counters are the only part of the
+    pair statistics that depends on the threshold, so a sweep over thresholds shares the
+    correlations and runs only this per configuration (:mod:`allocator.research`).
+    """
     for q in range(corr.shape[0]):
         c = corr[q]
         above = c > threshold

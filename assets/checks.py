@@ -12,14 +12,17 @@ import numpy as np
 import pandas as pd
 
 from allocator.calendar import SessionCalendar
+from allocator.dashboard import book_series, reported_vs_attributed
 from allocator.execution.orders import OrderState, Venue
 from allocator.execution.reasons import Reason
+from allocator.returns_check import describe
 from allocator.states import BreakerState, published_state
 from assets._gx import combine, expect
+from assets.dashboard import ledger_history
 from assets.tags import bar_of
+from assets.venues import bar_venues
 from resources.brokers.paper.resource import PaperBrokerResource
-from resources.brokers.registry import pipeline_venues
-from resources.dagster_resources import AllocatorSettings, LedgerResource
+from resources.dagster_resources import AllocatorSettings, LedgerResource, PricesResource
 
 _TOL = 1e-9
 _FINAL = [s.value for s in OrderState if s.is_final]
@@ -210,6 +213,44 @@ def allocations_quality(
     )
 
 
+@dg.asset_check(
+    asset="strategy_returns",
+    blocking=False,
+    description=(
+        "Each strategy's reported return matches its attributed P&L ÷ published capital on "
+        "every session it traded through the allocator, within [gateway] return_tolerance "
+        "(docs/decisions/0015-strategy-gateway.md)."
+    ),
+)
+def returns_match_attribution(
+    settings: AllocatorSettings, ledger: LedgerResource, market: PricesResource
+) -> dg.AssetCheckResult:
+    """Self-reported returns against what the allocator saw (allocator/returns_check.py); the
+    failure names the strategies and their sessions. Not blocking: the operator decides."""
+    config = settings.config()
+    tolerance = config.gateway.return_tolerance
+    with ledger.open() as store:
+        history = ledger_history(store, market.prices, settings.instruments(), config)
+    if not history.bars:
+        return dg.AssetCheckResult(passed=True, metadata={"bars": 0, "tolerance": tolerance})
+    found = reported_vs_attributed(history, book_series(history), tolerance)
+    by_strategy = describe(found, limit=10)
+    return dg.AssetCheckResult(
+        passed=not found,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            "; ".join(f"{name}: {text}" for name, text in sorted(by_strategy.items()))
+            or "every compared session agrees"
+        )[:4000],
+        metadata={
+            "bars": len(history.bars),
+            "tolerance": tolerance,
+            "divergent_sessions": len(found),
+            "strategies": sorted(by_strategy),
+        },
+    )
+
+
 RULE_CHECKS = [
     returns_quality,
     vols_quality,
@@ -327,14 +368,22 @@ def netted_quality(netted_orders: pd.DataFrame, settings: AllocatorSettings) -> 
     asset="submitted_orders", additional_ins={"netted_orders": dg.AssetIn("netted_orders")}
 )
 def submitted_quality(
-    submitted_orders: pd.DataFrame, netted_orders: pd.DataFrame, settings: AllocatorSettings
+    context: dg.AssetCheckExecutionContext,
+    submitted_orders: pd.DataFrame,
+    netted_orders: pd.DataFrame,
+    settings: AllocatorSettings,
+    ledger: LedgerResource,
 ) -> dg.AssetCheckResult:
-    """One order per symbol, well-formed ids, every netted order journaled and settled."""
+    """One order per symbol, well-formed ids, every netted order journaled and settled (but
+    those a trading state set after the plan was frozen cut at send time, docs/spec-12)."""
     frame = submitted_orders.copy()
     frame["id_ok"] = [
         len(c) <= 32 and c.isascii() and c.isalnum() for c in frame["client_order_id"]
     ]
-    planned = netted_orders[["client_order_id"]].copy()
+    with ledger.open() as store:
+        cut_at_send = {d.symbol for d in store.risk_denials(bar_of(context)) if d.stage == "send"}
+    planned = netted_orders[["client_order_id", "symbol"]].copy()
+    planned = planned[~planned["symbol"].isin(cut_at_send)]
     planned["journaled"] = planned["client_order_id"].isin(set(frame["client_order_id"]))
     return combine(
         expect(
@@ -356,13 +405,12 @@ def fills_quality(
     paper: PaperBrokerResource,
 ) -> dg.AssetCheckResult:
     """No duplicate fill ids; per order, recorded fills sum to the broker's own fills."""
-    instruments = settings.instruments()
     recorded: dict[str, Decimal] = {}
     for cid, qty in zip(fills["client_order_id"], fills["qty"], strict=True):
         recorded[cid] = recorded.get(cid, Decimal(0)) + Decimal(qty)
     rows = []
     with ledger.open() as store:
-        brokers = pipeline_venues(instruments, ledger=store, paper=paper.config())
+        brokers = bar_venues(settings, store, paper)
         for o in submitted_orders.itertuples(index=False):
             found = brokers[Venue(o.venue)].lookup(o.symbol, o.client_order_id)
             at_broker = sum((f.qty for f in found.fills), Decimal(0)) if found else Decimal(0)

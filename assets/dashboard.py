@@ -20,18 +20,51 @@ from allocator.config import AllocatorConfig
 from allocator.dashboard import (
     BrokerFillRow,
     LedgerHistory,
+    RiskView,
     VirtualFillRow,
     book_series,
     build_dashboard,
     summary_frames,
 )
 from allocator.execution.instruments import InstrumentTable
-from allocator.execution.orders import Side
+from allocator.execution.orders import FeeKind, Side
 from allocator.execution.routing import venue_of
 from assets._gx import markdown_table
 from resources.dagster_resources import AllocatorSettings, LedgerResource, PricesResource
 
 GROUP = "reporting"
+
+
+LAST_DENIALS = 50
+"""How many of the latest risk denials the dashboard lists."""
+
+
+def risk_view(store: Any) -> RiskView:
+    """The trading states and the latest risk denials (docs/spec-12-risk.md) of ``store``."""
+    status = store.trading_status()
+
+    def text(value: Decimal | None) -> str:
+        return "" if value is None else format(value, "f")
+
+    return RiskView(
+        trading_state=status.book.value,
+        venue_states={v.value: s.value for v, s in status.venues.items()},
+        detail=status.detail("book"),
+        denials=tuple(
+            {
+                "bar": d.bar,
+                "intent_id": d.intent_id,
+                "strategy": d.strategy,
+                "symbol": d.symbol,
+                "reason": d.reason.value,
+                "limit": text(d.limit),
+                "value": text(d.value),
+                "detail": d.detail,
+            }
+            for d in store.risk_denials(limit=LAST_DENIALS)
+        ),
+        counts=store.risk_denial_counts(),
+    )
 
 
 def ledger_history(
@@ -48,7 +81,7 @@ def ledger_history(
             bar=bar,
             strategy=f.strategy,
             symbol=f.symbol,
-            qty=f.qty,
+            qty=f.position_change,  # a fee taken in the base coin came out of the position
             price=f.price,
             cash=f.cash,
             internal=f.internal,
@@ -59,9 +92,14 @@ def ledger_history(
     broker = []
     for bar, fills in store.broker_fills_by_bar().items():
         for f in fills:
+            # What the fill did to the venue's position and cash: a fee in the base coin came
+            # out of the position, one in a third currency (BNB) out of neither.
             signed = f.qty if f.side is Side.BUY else -f.qty
+            fee = f.fee if f.fee_kind is FeeKind.QUOTE else Decimal(0)
             broker.append(
-                BrokerFillRow(bar=bar, symbol=f.symbol, qty=signed, cash=-signed * f.price - f.fee)
+                BrokerFillRow(
+                    bar=bar, symbol=f.symbol, qty=f.position_change, cash=-signed * f.price - fee
+                )
             )
     savings = {bar: (s.would_pay, s.fee_paid) for bar, s in store.savings_by_bar().items()}
     refusals = store.refusal_counts()
@@ -104,6 +142,7 @@ def ledger_history(
         returns=returns,
         refusals=refusals,
         total_capital=float(config.allocation.total_capital),  # the dashboard's maths is float64
+        risk=risk_view(store),
     )
 
 
@@ -151,6 +190,8 @@ def dashboard(
             "path": dg.MetadataValue.path(str(path)),
             "bars": len(history.bars),
             "last_bar": history.bars[-1],
+            "trading_state": history.risk.trading_state if history.risk else "active",
+            "risk_denials_total": sum(history.risk.counts.values()) if history.risk else 0,
             "book_pnl": float(series.book_pnl[-1]),
             "book_equity": float(book["final_equity"]),
             "book_sharpe": float(book["sharpe"]),

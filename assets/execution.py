@@ -34,13 +34,15 @@ import pandas as pd
 from allocator.errors import InputError, PlanMismatchError
 from allocator.execution.bar import BarPlan, load_or_freeze_plan, run_bar
 from allocator.execution.ledger import BarState
+from allocator.execution.orders import FeeKind
 from allocator.execution.reconcile import reconcile_at_start
 from allocator.execution.records import Bar
 from assets._gx import markdown_table
 from assets.guard import require_checked_allocation
-from assets.tags import bar_of
+from assets.risk import risk_metadata
+from assets.tags import bar_of, lease_label
+from assets.venues import bar_venues
 from resources.brokers.paper.resource import PaperBrokerResource
-from resources.brokers.registry import pipeline_venues
 from resources.dagster_resources import (
     AllocatorSettings,
     LedgerResource,
@@ -205,7 +207,7 @@ def _reconcile_venues(
     """Startup reconciliation (SPEC §9), before anything is planned: a venue that differs from
     the ledger is halted for new entries (recorded in the ledger, shown by the
     ``venues_reconciled`` check); the plan and ``run_bar`` read the halts from the ledger."""
-    brokers = pipeline_venues(settings.instruments(), ledger=store, paper=paper.config())
+    brokers = bar_venues(settings, store, paper)
     reconciled = reconcile_at_start(store, brokers, source=f"bar_job {bar.key}")
     for venue, outcome in sorted(reconciled.items()):
         if isinstance(outcome, str):
@@ -294,11 +296,14 @@ def bar_plan(
                 total_capital=config.allocation.total_capital,
                 account=config.execution.account,
                 sealed_by="bar_job",
+                risk=config.risk,
+                price_times=market.price_times(bar.key) if not frozen_before else None,
             )
         except PlanMismatchError as exc:
             raise dg.Failure(str(exc)) from exc
         stored = store.frozen_plan(bar)
         lifecycle = _lifecycle_metadata(store, bar)
+        risk = risk_metadata(plan.risk_denials(), store.trading_status())
     assert stored is not None
     frame = _orders_frame(plan, settings)
     gated = _gated_frame(plan)
@@ -314,6 +319,7 @@ def bar_plan(
             "cut_or_refused": len(cut),
             "orders": dg.MetadataValue.md(markdown_table(frame)),
             "cuts": dg.MetadataValue.md(markdown_table(cut)),
+            **risk,
             **lifecycle,
         },
     )
@@ -401,7 +407,7 @@ def submitted_orders(
     hook = _checkpoint_hook()
     with ledger.open() as store:
         paper_config = paper.config()
-        brokers = pipeline_venues(instruments, ledger=store, paper=paper_config)
+        brokers = bar_venues(settings, store, paper)
         try:
             run = run_bar(
                 ledger=store,
@@ -419,12 +425,16 @@ def submitted_orders(
                 fill_timeout_s=config.execution.fill_timeout_s,
                 poll_s=config.execution.poll_s,
                 sealed_by="bar_job",
+                runner=lease_label(context.run.run_id),
                 checkpoint=hook,
+                risk=config.risk,
             )
         except (PlanMismatchError, InputError) as exc:
             raise dg.Failure(str(exc)) from exc
         journal = store.orders(bar)
         lifecycle = _lifecycle_metadata(store, bar)
+        gate = store.send_gate(bar)
+        sent_denials = store.risk_denials(bar)
     frame = pd.DataFrame(
         [
             {
@@ -454,7 +464,16 @@ def submitted_orders(
             "fee",
         ],
     )
+    # The orders sent: the stored plan's, or fewer when a trading state set after the plan was
+    # frozen (an operator's halt) cut them at send time (docs/spec-12-risk.md §12.6).
     planned = set(netted_orders["client_order_id"])
+    if gate is not None:
+        recorded_before = run.outcome is None
+        planned = (
+            set(frame["client_order_id"])
+            if recorded_before
+            else {o.client_order_id for o in run.orders}
+        )
     if planned != set(frame["client_order_id"]):
         raise dg.Failure(
             f"bar {bar}: journaled orders differ from the netted orders",
@@ -471,6 +490,11 @@ def submitted_orders(
             "already_at_broker": len(frame) - placed,
             "bar_already_recorded": run.outcome is None,
             "venue_modes": ", ".join(sorted(modes)) or "no orders",
+            "send_gate": "none"
+            if gate is None
+            else f"{gate.trading_state} ({gate.state_detail})"
+            + "".join(f"; {v} {x}" for v, x in sorted(gate.venue_states.items())),
+            "risk_denials_at_send": sum(1 for d in sent_denials if d.stage == "send"),
             "orders": dg.MetadataValue.md(markdown_table(frame)),
             **lifecycle,
         },
@@ -496,12 +520,23 @@ def fills(
                 "qty": str(f.qty),
                 "price": str(f.price),
                 "fee": str(f.fee),
+                "fee_currency": f.fee_currency or "",  # empty: the quote currency
             }
             for f in recorded
         ],
-        columns=["fill_id", "client_order_id", "symbol", "side", "qty", "price", "fee"],
+        columns=[
+            "fill_id",
+            "client_order_id",
+            "symbol",
+            "side",
+            "qty",
+            "price",
+            "fee",
+            "fee_currency",
+        ],
     )
-    fees = sum((Decimal(x) for x in frame["fee"]), Decimal(0))
+    # quote-currency fees only: a fee in the base coin or BNB is not an amount of dollars
+    fees = sum((f.fee for f in recorded if f.fee_kind is FeeKind.QUOTE), Decimal(0))
     return dg.MaterializeResult(
         value=frame,
         metadata={"dagster/row_count": len(frame), "bar": bar.key, "fees_paid": float(fees)},

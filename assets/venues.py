@@ -7,12 +7,40 @@ ledger; ``run_bar`` then refuses entries routed there (exits still pass). This c
 halt visible in the Dagster UI next to the broker sink, with the differences as metadata
 (:func:`~allocator.execution.reconcile.halt_check` is the verdict); it fails while any venue is
 halted and passes once a later clean reconciliation has cleared it.
+
+:func:`bar_venues` is how every asset and check builds the venues it trades or looks up: the
+registry's :func:`~resources.brokers.registry.pipeline_venues` with the run's own settings
+record, so the configuration file reaches the adapters (``[routing] crypto_exchange`` picks the
+ccxt exchange when ``CCXT_EXCHANGE`` is unset), as it does for ``allocator bar run``.
 """
+
+from typing import Any
 
 import dagster as dg
 
+from allocator.execution.orders import Broker, Venue
 from allocator.execution.reconcile import halt_check
-from resources.dagster_resources import LedgerResource
+from allocator.settings import Settings
+from resources.brokers.paper.resource import PaperBrokerResource
+from resources.brokers.registry import pipeline_venues
+from resources.dagster_resources import AllocatorSettings, LedgerResource
+
+
+def bar_venues(
+    settings: AllocatorSettings, store: Any, paper: PaperBrokerResource
+) -> dict[Venue, Broker]:
+    """The pipeline's venues for one step: each in its mode, the simulated ones keeping their
+    orders in ``store`` (the step's ``resources.ledger.Ledger``), the real adapters configured
+    from the ``settings`` resource's configuration file (and the venues' variables)."""
+    record = Settings(
+        config=settings.config(),
+        config_path=settings.config_path,
+        instruments=settings.instruments_path,
+        ledger_url=store.url,
+    )
+    return pipeline_venues(
+        settings.instruments(), ledger=store, paper=paper.config(), settings=record
+    )
 
 
 @dg.asset_check(asset="submitted_orders", description="No venue is halted by reconciliation.")

@@ -29,6 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +52,7 @@ N_BARS = int(os.environ.get("BENCH_BARS", "10"))
 BASELINE = os.environ.get("BENCH_BASELINE", "1") == "1"  # 0: skip the multiprocess baseline
 DAEMON_LOOP_S = 5.0  # dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME
 INTERVAL_S = 1  # the sensor's minimum_interval_seconds: every daemon loop evaluates it
+LAUNCHED_BY = "allocator/launched_by"  # gateway.launch.LAUNCHED_BY_TAG
 
 
 def emit(
@@ -64,18 +67,43 @@ def emit(
     )
 
 
-def _bars(n: int) -> list[str]:
+def _bars(n: int, year: int = 2020) -> list[str]:
+    """The first ``n`` XNYS sessions of ``year`` (after the world's returns end in 2019)."""
     import datetime as dt
 
-    cal = SessionCalendar.load("XNYS", dt.date(2020, 1, 2), dt.date(2020, 6, 30))
-    return [str(s)[:10] for s in cal.sessions if str(s)[:10] >= "2020-01-02"][:n]
+    cal = SessionCalendar.load("XNYS", dt.date(year, 1, 2), dt.date(year, 12, 31))
+    return [str(s)[:10] for s in cal.sessions][:n]
 
 
 def _utc(value: datetime) -> float:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-def measure(job_name: str, root: Path, default_launcher: bool = False) -> dict[str, list[float]]:
+# A feed submits each bar's intents (returning the instant its last intent was sent) for the
+# world's life: ``ledger_feed`` is today's path (written straight into the ledger's inbox, the
+# sensor launches); benchmarks/bench_gateway_latency.py passes one through the gateway.
+Submit = Callable[[str], float]
+Feed = Callable[[World], AbstractContextManager[Submit]]
+
+
+@contextmanager
+def ledger_feed(world: World) -> Iterator[Submit]:
+    def submit(bar: str) -> float:
+        submit_bar(world, bar)
+        return time.time()  # committed: from now the sensor can see it
+
+    yield submit
+
+
+def measure(
+    job_name: str,
+    root: Path,
+    default_launcher: bool = False,
+    feed: Feed = ledger_feed,
+    n_bars: int = N_BARS,
+    year: int = 2020,
+) -> dict[str, list[float]]:
+    """Latencies of ``n_bars`` bars fed by ``feed`` through a real daemon on a fresh world."""
     world: World = write_world(root / "world")
     home = root / "home"
     prepare_home(home)
@@ -87,17 +115,22 @@ def measure(job_name: str, root: Path, default_launcher: bool = False) -> dict[s
     env["ALLOCATOR_BAR_JOB"] = job_name
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    out: dict[str, list[float]] = {"latency": [], "sensor_wait": [], "after_sensor": [], "warm": []}
+    out: dict[str, list[float]] = {
+        "latency": [],
+        "sensor_wait": [],
+        "after_sensor": [],
+        "warm": [],
+        "by_gateway": [],
+    }
     phase = random.Random(20260101)
     try:
         with dg.DagsterInstance.get() as instance:
             rebalance = build_definitions(world.resources()).resolve_job_def("rebalance_job")
             assert rebalance.execute_in_process(instance=instance).success
-            with daemon(env, root / "daemon.log"):
-                for bar in _bars(N_BARS):
+            with feed(world) as submit, daemon(env, root / "daemon.log"):
+                for bar in _bars(n_bars, year):
                     time.sleep(phase.uniform(0.0, DAEMON_LOOP_S))
-                    submit_bar(world, bar)
-                    written = time.time()
+                    written = submit(bar)
                     run = wait_for_bar(instance, bar, timeout_s=300, job_name=job_name)
                     record = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))[0]
                     ledger = world.ledger()
@@ -110,6 +143,7 @@ def measure(job_name: str, root: Path, default_launcher: bool = False) -> dict[s
                     out["sensor_wait"].append(created - written)
                     out["after_sensor"].append(acked - created)
                     out["warm"].append(float(run.tags.get(START_TAG) == "warm"))
+                    out["by_gateway"].append(float(run.tags.get(LAUNCHED_BY) == "gateway"))
                     print(
                         f"{job_name} {bar}: wait {created - written:.2f} s"
                         f" + after {acked - created:.2f} s",

@@ -45,9 +45,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from allocator.errors import BarIncompleteError
+from allocator.errors import BarIncompleteError, BarLeasedError
 from allocator.execution.instruments import DEFAULT_INSTRUMENTS, InstrumentTable, load_instruments
-from allocator.execution.prices import bar_prices, read_prices
+from allocator.execution.lease import hold_bar
+from allocator.execution.prices import (
+    bar_price_times,
+    bar_prices,
+    read_price_times,
+    read_prices,
+)
 from allocator.execution.records import Bar, parse_bar
 from allocator.settings import Settings, load_settings
 
@@ -112,15 +118,17 @@ def _run(args: argparse.Namespace) -> int:
     prices: Mapping[str, Decimal] | None
     if args.prices is not None:
         prices = read_prices(args.prices)
+        price_times = read_price_times(args.prices)
     else:
         prices = bar_prices(settings.prices, bar.key) or None
+        price_times = bar_price_times(settings.prices, bar.key)
     ledger = _open_ledger(settings)
     try:
         if ledger.bar_done(bar):
             print(f"bar {bar}: already settled")
             return EXIT_OK
         paper = PaperBrokerConfig()
-        brokers = pipeline_venues(instruments, ledger=ledger, paper=paper)
+        brokers = pipeline_venues(instruments, ledger=ledger, paper=paper, settings=settings)
         if ledger.frozen_plan(bar) is None:
             # Not planned yet: the halts a reconciliation finds now go into the plan.
             reconcile_at_start(ledger, brokers, source="allocator bar run")
@@ -141,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
                 fill_timeout_s=config.execution.fill_timeout_s,
                 poll_s=config.execution.poll_s,
                 sealed_by="allocator bar run",
+                risk=config.risk,
+                price_times=price_times,
             )
         except BarIncompleteError as exc:
             print(f"allocator bar run: unresolved: {exc}", file=sys.stderr)
@@ -193,6 +203,7 @@ def bar_report(ledger: Any, bar: Bar) -> dict[str, Any]:
                 "qty": _text(f.qty),
                 "price": _text(f.price),
                 "fee": _text(f.fee),
+                "fee_currency": f.fee_currency,  # null: the quote currency
                 "ts": _text(f.ts),
                 "settled": f.fill_id not in unsettled,
             }
@@ -213,6 +224,8 @@ def bar_report(ledger: Any, bar: Bar) -> dict[str, Any]:
                 "settled_at",
                 "abandoned_by",
                 "abandoned_reason",
+                "lease_owner",  # who runs the bar now (allocator.execution.lease)
+                "lease_expires_at",
             )
         }
     frozen = ledger.frozen_plan(bar)
@@ -356,20 +369,22 @@ def _abandon(args: argparse.Namespace) -> int:
         brokers = pipeline_venues(
             _instruments(settings), ledger=ledger, paper=PaperBrokerConfig(), settings=settings
         )
-        problems = venue_orders_of_bar(ledger, bar, brokers)
-        if problems:
-            print(
-                f"allocator bar abandon: refused: bar {bar} is not confirmed free at the venues "
-                "(retry it instead: allocator bar retry):",
-                file=sys.stderr,
-            )
-            for line in problems:
-                print(f"  {line}", file=sys.stderr)
-            return EXIT_ERROR
         try:
-            ledger.abandon_bar(bar, by=by, reason=args.reason)
-        except ValueError as exc:
-            print(f"allocator bar abandon: {exc}", file=sys.stderr)
+            # Holding the bar's lease: no runner sends for it between the check and the mark.
+            with hold_bar(ledger, bar, label="allocator bar abandon"):
+                problems = venue_orders_of_bar(ledger, bar, brokers)
+                if problems:
+                    print(
+                        f"allocator bar abandon: refused: bar {bar} is not confirmed free at "
+                        "the venues (retry it instead: allocator bar retry):",
+                        file=sys.stderr,
+                    )
+                    for line in problems:
+                        print(f"  {line}", file=sys.stderr)
+                    return EXIT_ERROR
+                ledger.abandon_bar(bar, by=by, reason=args.reason)
+        except (ValueError, BarLeasedError) as exc:
+            print(f"allocator bar abandon: refused: {exc}", file=sys.stderr)
             return EXIT_ERROR
         cleared = ledger.clear_lane_halt(by=by, reason=f"bar {bar} abandoned: {args.reason}")
     finally:

@@ -8,10 +8,10 @@ the record every command and the code location use. ``submit`` is
 :func:`allocator.execution.manual.submit_manual_order`: it journals the order in the ledger
 (``pending_submit`` before sending, with the venue's mode, then its outcome; bar ``manual``)
 and sends it through the pipeline's own :func:`allocator.execution.orders.submit_idempotently` (look
-up, send at most once, resolve an ambiguous outcome by lookups). ``reconcile`` compares with
-:func:`allocator.execution.reconcile.reconcile` and records the report with
-:func:`~allocator.execution.reconcile.record_report`: differences halt new entries on the
-venue, and only a later clean reconciliation clears the halt. The ledger is the record's:
+up, send at most once, resolve an ambiguous outcome by lookups). ``reconcile`` is the bar's
+own :func:`allocator.execution.reconcile.reconcile_venue` (compare, the crypto account's
+baseline, record): differences halt new entries on the venue, and only a later clean
+reconciliation clears the halt. The ledger is the record's:
 ``--ledger``, else ``ALLOCATOR_LEDGER_URL``, else the config's ``[execution] ledger_url``, else
 the default file.
 
@@ -188,30 +188,28 @@ def _lookup(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from allocator.execution.reconcile import reconcile, record_report
+    from allocator.execution.reconcile import reconcile_venue
     from resources.ledger import Ledger
 
     settings = _settings(args)
     broker = _make_broker(args.venue, settings)
     try:
-        positions = broker.positions()
-        open_orders = broker.open_orders()
+        ledger = Ledger(settings.ledger_url)
+        try:
+            # The bar's own path (the crypto baseline included), not a copy of it.
+            done = reconcile_venue(
+                ledger,
+                args.venue,
+                broker,
+                source="allocator broker reconcile",
+                expected=ledger.expectation(args.venue),
+                label=broker.name,
+            )
+        finally:
+            ledger.close()
     finally:
         _close(broker)
-    ledger = Ledger(settings.ledger_url)
-    try:
-        expected = ledger.expectation(args.venue)
-        report = reconcile(
-            broker.name,
-            venue_positions=positions,
-            venue_open_orders=open_orders,
-            ledger_positions=expected.positions,
-            ledger_open_orders=expected.open_orders,
-            ledger_uncertain=expected.uncertain,
-        )
-        stored = record_report(ledger, args.venue, report, source="allocator broker reconcile")
-    finally:
-        ledger.close()
+    expected, report, stored = done.expected, done.report, done.recorded
     print(report.summary())
     if stored.cleared:
         print(f"{args.venue}: halt cleared (reconciliations {list(stored.cleared)})")

@@ -126,17 +126,9 @@ def _intents_submit(args: argparse.Namespace) -> int:
     try:
         source = str(args.file)
         rows = read_rows(args.file, INTENT_COLUMNS)
-        intents, refused = check_intents(
-            rows,
-            source,
-            strategies=set(ledger.strategies()),
-            instruments=instruments,
-            now=now,
-            bar_tolerance=config.execution.bar_tolerance,
-            bar_interval=timedelta(seconds=config.execution.bar_interval_seconds),
-            max_intent_qty=config.execution.max_intent_qty,
+        report, refused = ledger.submit_intent_rows(
+            rows, source, execution=config.execution, instruments=instruments, now=now
         )
-        report = ledger.submit_intents(intents, source=source)
     finally:
         ledger.close()
     bad = _print_refusals([*refused, *_file_rows(report.refused, rows)])
@@ -295,7 +287,7 @@ def _net(args: argparse.Namespace) -> int:
         account=account,
     )
     paper = PaperBrokerConfig()
-    brokers = pipeline_venues(instruments, paper=paper)
+    brokers = pipeline_venues(instruments, paper=paper, settings=settings)
     executions: dict[str, BrokerExecution] = {}
     order_rows: list[dict[str, str]] = []
     for order in plan.orders:

@@ -14,6 +14,14 @@ What runs is the production code, session by session over the bundled S&P 500 cl
   whose allocation and events are published to the ledger exactly as the ``allocations``
   asset publishes them.
 
+The **last bars** (``gateway_bars``, 5 by default, the Dagster session included) of one reference
+strategy (``gateway_strategy``) go through the strategy gateway instead of the inbox: the demo
+serves the gateway on its ledger, issues the strategy's token with ``allocator strategy add``,
+and the strategy runs as a real bot in a separate process (:mod:`demo.bot`, on
+:mod:`allocator.client`), reading its budget and posting its intents over HTTP and reading its
+fills back (:mod:`demo.door`). The intents are the same the backfill computes (checked bar by
+bar), so the figures do not change.
+
 This backfill mode does not start one Dagster run per bar (that would cost about three seconds
 per bar); the **last session** goes through Dagster itself: ``rebalance_job`` (the rule set and
 its blocking checks, over the whole stored history), ``bar_job`` (the last bar, from the
@@ -56,6 +64,7 @@ from allocator.execution.records import Bar, Intent
 from allocator.execution.routing import venue_of
 from allocator.replay import AllocatorEngine, SessionDecision
 from allocator.states import BreakerState
+from demo.door import DoorReport, GatewayDoor
 from demo.marketdata import MarketHistory, load_sp500
 from demo.strategies import (
     REFERENCE_STRATEGIES,
@@ -79,6 +88,8 @@ __all__ = [
 DEFAULT_START = "2006-01-03"
 DEFAULT_END = "2010-12-31"
 DEFAULT_WARMUP = 250
+DEFAULT_GATEWAY_BARS = 5
+DEFAULT_GATEWAY_STRATEGY = "flow"
 IBKR_SYMBOLS = frozenset({"CVX", "JNJ", "KO", "LLY", "MRK", "PEP", "PFE", "PG", "WMT", "XOM"})
 
 
@@ -119,17 +130,21 @@ class DemoPlan:
     warmup: int = DEFAULT_WARMUP
     config: AllocatorConfig = field(default_factory=AllocatorConfig)
     config_path: str = ""
+    gateway_bars: int = DEFAULT_GATEWAY_BARS  # the last bars through the gateway (0: none)
+    gateway_strategy: str = DEFAULT_GATEWAY_STRATEGY
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DemoResult:
-    """What the demo did: the ledger's history, the dashboard path and timings (seconds)."""
+    """What the demo did: the ledger's history, the dashboard path and timings (seconds), and
+    what went through the gateway (``None``: nothing)."""
 
     history: LedgerHistory
     dashboard: Path | None
     ledger_url: str
     timings: Mapping[str, float]
     dagster_runs: tuple[str, ...]
+    gateway: DoorReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +220,37 @@ def _intents(
     return out
 
 
+def _submit(
+    store: Any,
+    door: GatewayDoor | None,
+    book: _Book,
+    market: MarketHistory,
+    t: int,
+    prices: Sequence[Decimal],
+    bar: Bar,
+) -> None:
+    """Bar ``t``'s intents into the inbox; the door's strategy's through the gateway when a
+    ``door`` is given, checked to be the very intents the backfill computes for it."""
+    intents = _intents(store, book, market, t, prices, bar)
+    if door is not None:
+        mine = sorted((i for i in intents if i.strategy == door.strategy), key=_id)
+        accepted = door.post(bar)
+        stored = sorted(
+            (i for i in store.intents_for_bar(bar) if i.strategy == door.strategy), key=_id
+        )
+        if stored != mine or sorted(accepted) != [i.intent_id for i in mine]:
+            raise RuntimeError(
+                f"bar {bar}: {door.strategy}'s bot submitted {sorted(accepted)} through the "
+                f"gateway, the backfill computes {[i.intent_id for i in mine]}"
+            )
+        intents = [i for i in intents if i.strategy != door.strategy]
+    store.submit_intents(intents, source="demo")
+
+
+def _id(intent: Intent) -> str:
+    return intent.intent_id
+
+
 def _returns_rows(book: _Book, market: MarketHistory, t: int) -> list[ReturnRow]:
     day = _day(market, t)
     return [
@@ -260,14 +306,29 @@ def run_demo(
     fee_model = paper.fees.fee
     store.register_strategies(book.names)
     last = hi if not dagster else hi - 1
+    door_from = hi - plan.gateway_bars + 1 if plan.gateway_bars > 0 else hi + 1
+    if plan.gateway_bars > 0 and plan.gateway_strategy not in book.names:
+        raise ValueError(
+            f"gateway_strategy {plan.gateway_strategy!r} is not one of {', '.join(book.names)}"
+        )
+    door: GatewayDoor | None = None
+    report: DoorReport | None = None
     try:
+        if door_from <= hi:
+            door = GatewayDoor(
+                strategy=plan.gateway_strategy,
+                ledger_url=ledger_url,
+                instruments=out / "instruments.csv",
+                config_path=plan.config_path,
+            )
+            door.start()  # the token and the bot start while the backfill runs
         for t in range(t0, last + 1):
             day = _day(market, t)
             if t >= lo:
                 bar = Bar(day)
                 prices = [market.price_text(t, m) for m in range(len(market.symbols))]
                 _write_prices(prices_dir, day, market.symbols, prices)
-                store.submit_intents(_intents(store, book, market, t, prices, bar), source="demo")
+                _submit(store, door if t >= door_from else None, book, market, t, prices, bar)
                 run_bar(
                     ledger=store,
                     brokers=brokers,
@@ -281,6 +342,7 @@ def run_demo(
                     cash_quantum=cfg.execution.cash_quantum,
                     fee_model=fee_model,
                     lookup_delay_s=0.0,
+                    risk=cfg.risk,
                 )
             store.submit_returns(_returns_rows(book, market, t), source="demo")
             _publish(store, engine.step(market.sessions[t], book.returns[t]), book.names)
@@ -294,7 +356,7 @@ def run_demo(
             prices = [market.price_text(hi, m) for m in range(len(market.symbols))]
             _write_prices(prices_dir, day, market.symbols, prices)
             bar = Bar(day)
-            store.submit_intents(_intents(store, book, market, hi, prices, bar), source="demo")
+            _submit(store, door if hi >= door_from else None, book, market, hi, prices, bar)
             store.submit_returns(_returns_rows(book, market, hi), source="demo")
             # The engine closes the last session too: Dagster's replay must agree with it.
             expected = engine.step(market.sessions[hi], book.returns[hi])
@@ -302,11 +364,15 @@ def run_demo(
             runs, dashboard = _through_dagster(plan, out, ledger_url, day, instance, say)
             timings["dagster"] = time.perf_counter() - started
             _check_same_allocation(store, expected, book.names)
+        if door is not None:
+            report = door.finish(before_first=_day(market, door_from - 1))
         from assets.dashboard import ledger_history
 
         # The dashboard marks each bar at the prices the bar ran with: the files written above.
         history = ledger_history(store, lambda key: bar_prices(prices_dir, key), instruments, cfg)
     finally:
+        if door is not None:
+            door.close()
         store.close()
     timings["total"] = time.perf_counter() - clock
     return DemoResult(
@@ -315,6 +381,7 @@ def run_demo(
         ledger_url=ledger_url,
         timings=timings,
         dagster_runs=runs,
+        gateway=report,
     )
 
 
@@ -449,6 +516,13 @@ def summary_text(result: DemoResult, start: str) -> str:
         lines.append(
             f"  {r.portfolio:<26}{r.final_equity:>12,.0f}{r.annual_return:>9.2%}"
             f"{r.volatility:>8.2%}{r.sharpe:>8.2f}{r.max_drawdown:>9.2%}"
+        )
+    door = result.gateway
+    if door is not None:
+        lines.append(
+            f"\nBars {door.first_bar}..{door.last_bar}: strategy {door.strategy} traded through "
+            f"the gateway ({len(door.intents)} intents, {len(door.fills)} fills), as a separate "
+            f"process (pid {door.bot_pid}) on allocator.client"
         )
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     lines.append(f"\nTimings: {timing}")

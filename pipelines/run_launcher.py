@@ -22,40 +22,90 @@ What is different from the default launcher, and how it is covered:
 - A spare loaded its code when it started. If a module of the code location changed on disk
   since, the worker does not run the old code: it becomes the stock ``dagster api execute_run``
   (``exec``), which loads the code afresh. A spare that died is replaced by a cold start.
-- Termination (UI "Terminate", ``instance.run_launcher.terminate``) sends SIGINT to the worker,
-  which is how Dagster interrupts its own run workers; the run ends CANCELED.
+- Which process runs a bar run is recorded in full (:class:`pipelines.run_lease.WorkerIdentity`:
+  host, kernel boot id, PID namespace, PID, process start time), and the worker renews a lease
+  (a heartbeat in the instance's key-value store) while its run lasts. Any process that opens
+  the instance judges the worker the same way: on its own machine and PID namespace by the PID
+  *and* the start time (a reused PID is another process), elsewhere (another host, a restarted
+  container, a rebooted machine) by the lease's age (``heartbeat_timeout_seconds``).
+- Termination (UI "Terminate", ``instance.run_launcher.terminate``) sends SIGINT to a local
+  worker that is verifiably the one recorded (which is how Dagster interrupts its own run
+  workers; the run ends CANCELED). A remote worker is never signalled: the request goes through
+  the instance and the worker interrupts itself at its next heartbeat.
 - Run monitoring (``run_monitoring`` in ``dagster.yaml``) asks this launcher whether a bar run's
   worker process is still alive, so a bar run whose worker was killed is marked failed instead
   of holding the bar lane forever. Runs launched through the code server are not checked (the
   default launcher checks nothing either).
+- It relies on private Dagster modules (``dagster._core.launcher``, ``dagster._grpc``,
+  ``dagster._cli.api``, ...), so it refuses to load on a Dagster version it was not tested with
+  (:data:`TESTED_DAGSTER_VERSIONS`): the error says how to fall back to the default launcher.
 - Spares read their next run from a pipe: when the launching process ends, they see end of
   input and exit. Each spare costs one idle Python process (~220 MB).
 
-Tags written on each bar run: ``allocator/run_worker_pid``, ``allocator/run_worker_host`` and
-``allocator/run_worker_start`` (``warm`` or ``cold``).
+Tags written on each bar run: ``allocator/run_worker_pid``, ``…_host``, ``…_boot_id``,
+``…_pid_ns``, ``…_started_at`` (the identity) and ``allocator/run_worker_start`` (``warm`` or
+``cold``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
-from dagster._check import CheckError
-from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
-from dagster._serdes import ConfigurableClassData, serialize_value
+import psutil
 
-from assets.tags import BAR_LANE, HOST_TAG, PID_TAG, START_TAG
+TESTED_DAGSTER_VERSIONS = frozenset({"1.13.27"})
+"""The Dagster versions this launcher and its worker were tested with (tests/pipelines/
+test_run_launcher.py and test_daemon.py); it refuses to load on any other."""
+
+
+def check_dagster_version(version: str | None = None) -> None:
+    """Refuse a Dagster version outside :data:`TESTED_DAGSTER_VERSIONS` (default: the installed
+    one), with the way back to Dagster's own launcher."""
+    version = dg.__version__ if version is None else version
+    if version not in TESTED_DAGSTER_VERSIONS:
+        raise dg.DagsterInvariantViolationError(
+            f"pipelines.run_launcher.WarmRunLauncher was tested with dagster "
+            f"{', '.join(sorted(TESTED_DAGSTER_VERSIONS))} only, and this is dagster {version}: "
+            "it uses private Dagster modules that may have changed. To run on this version, "
+            "fall back to Dagster's default launcher: delete the `run_launcher` block from "
+            "$DAGSTER_HOME/dagster.yaml (and from dagster.yaml / dagster.postgres.yaml in the "
+            "project); bar runs then start cold, about 1.2 s slower each. Or run "
+            "tests/pipelines/test_run_launcher.py and test_daemon.py on this version and add it "
+            "to TESTED_DAGSTER_VERSIONS in pipelines/run_launcher.py."
+        )
+
+
+check_dagster_version()  # before the private imports below, which may fail on another version
+
+from dagster._check import CheckError  # noqa: E402
+from dagster._core.launcher import (  # noqa: E402
+    CheckRunHealthResult,
+    LaunchRunContext,
+    WorkerStatus,
+)
+from dagster._serdes import ConfigurableClassData, serialize_value  # noqa: E402
+
+from assets.tags import BAR_LANE, PID_TAG, START_TAG  # noqa: E402
+from pipelines.run_lease import (  # noqa: E402
+    Lease,
+    WorkerIdentity,
+    read_lease,
+    request_cancel,
+    write_lease,
+)
 
 DEFAULT_LANE_TAGS = BAR_LANE
 WORKER_MODULE = "pipelines.run_worker"
+DEFAULT_HEARTBEAT_S = 2.0
+DEFAULT_HEARTBEAT_TIMEOUT_S = 20.0
 # Workers still running their run when their launcher was disposed (reaped later, like
 # subprocess's own list of abandoned children).
 _DETACHED: list[subprocess.Popen[str]] = []
@@ -70,20 +120,45 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         inst_data: ConfigurableClassData | None = None,
         lane_tags: Mapping[str, str] | None = None,
         preload_modules: Sequence[str] = (),
+        heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_S,
+        heartbeat_timeout_seconds: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
     ) -> None:
+        check_dagster_version()
+        if not 0 < heartbeat_interval_seconds <= 60:
+            raise dg.DagsterInvalidConfigError(
+                "WarmRunLauncher.heartbeat_interval_seconds must lie in (0, 60], got "
+                f"{heartbeat_interval_seconds}",
+                [],
+                None,
+            )
+        if heartbeat_timeout_seconds < 3 * heartbeat_interval_seconds:
+            raise dg.DagsterInvalidConfigError(
+                "WarmRunLauncher.heartbeat_timeout_seconds must be at least 3 heartbeat "
+                f"intervals ({3 * heartbeat_interval_seconds} s), got {heartbeat_timeout_seconds}",
+                [],
+                None,
+            )
         super().__init__(inst_data=inst_data)
         self._lane_tags = dict(DEFAULT_LANE_TAGS if lane_tags is None else lane_tags)
         self._preload = list(preload_modules)
+        self._heartbeat_s = float(heartbeat_interval_seconds)
+        self._timeout_s = float(heartbeat_timeout_seconds)
         self._lock = threading.Lock()
         self._spares: dict[str, subprocess.Popen[str]] = {}  # serialized repo origin -> spare
         self._workers: dict[str, subprocess.Popen[str]] = {}  # run id -> its worker
-        self._host = socket.gethostname()
+        self._here = WorkerIdentity.here()  # where this launcher runs (host, boot, namespace)
 
     @classmethod
     def config_type(cls) -> Any:
         return {
             "lane_tags": dg.Field(dg.Permissive(), is_required=False),
             "preload_modules": dg.Field([str], is_required=False, default_value=[]),
+            "heartbeat_interval_seconds": dg.Field(
+                float, is_required=False, default_value=DEFAULT_HEARTBEAT_S
+            ),
+            "heartbeat_timeout_seconds": dg.Field(
+                float, is_required=False, default_value=DEFAULT_HEARTBEAT_TIMEOUT_S
+            ),
         }
 
     @classmethod
@@ -95,6 +170,12 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             inst_data=inst_data,
             lane_tags=None if tags is None else dict(tags),
             preload_modules=config_value.get("preload_modules", []),
+            heartbeat_interval_seconds=config_value.get(
+                "heartbeat_interval_seconds", DEFAULT_HEARTBEAT_S
+            ),
+            heartbeat_timeout_seconds=config_value.get(
+                "heartbeat_timeout_seconds", DEFAULT_HEARTBEAT_TIMEOUT_S
+            ),
         )
 
     # --- launching ---------------------------------------------------------------------------
@@ -118,7 +199,12 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         repo = origin.repository_origin
         key = serialize_value(repo)
         spec = json.dumps(
-            {"origin": key, "instance_ref": serialize_value(ref), "preload": self._preload}
+            {
+                "origin": key,
+                "instance_ref": serialize_value(ref),
+                "preload": self._preload,
+                "heartbeat_s": self._heartbeat_s,
+            }
         )
         with self._lock:
             self._reap()
@@ -126,8 +212,18 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             for _ in range(2):  # a spare that died (before or during the hand-over): go cold
                 if worker is None or worker.poll() is not None:
                     worker, start = self._start_worker(spec, repo), "cold"
-                tags = {PID_TAG: str(worker.pid), HOST_TAG: self._host, START_TAG: start}
-                self._instance.add_run_tags(run.run_id, tags)
+                identity = WorkerIdentity.of(worker.pid)
+                if identity is None:  # died before it could be named: go cold
+                    worker.wait()
+                    worker = None
+                    continue
+                # The lease first (its first heartbeat, renewed by the worker), then the tags
+                # that point to it: whoever sees the tags finds a lease.
+                write_lease(
+                    self._instance,
+                    Lease(run_id=run.run_id, worker=identity, renewed_at=time.time()),
+                )
+                self._instance.add_run_tags(run.run_id, {**identity.tags(), START_TAG: start})
                 if self._hand_over(worker, args):
                     break
                 worker = None
@@ -187,14 +283,41 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             return False
         if PID_TAG not in run.tags:
             return super().terminate(run_id)
-        self._instance.report_run_canceling(run)
-        pid = int(run.tags[PID_TAG])
-        if not self._alive(run_id, pid, run.tags.get(HOST_TAG)):
+        identity = WorkerIdentity.from_tags(run.tags)
+        if identity is None:
             self._instance.report_engine_event(
-                f"Run worker {pid} is no longer running: nothing to interrupt.", run
+                "Run worker recorded without its identity (boot id, start time): it is not "
+                "signalled; stop its process by hand.",
+                run,
             )
             return False
-        os.kill(pid, signal.SIGINT)  # Dagster's run workers turn SIGINT into a clean cancel
+        if not identity.same_machine(self._here):
+            # Another host, container or boot: its PID means nothing here. Ask through the
+            # instance; the worker interrupts itself at its next heartbeat.
+            self._instance.report_run_canceling(run)
+            request_cancel(self._instance, run_id, by=self._here.describe())
+            self._instance.report_engine_event(
+                f"Run worker {identity.describe()} is remote: cancellation requested through "
+                f"the instance (taken at its next heartbeat, every {self._heartbeat_s:g} s).",
+                run,
+            )
+            return True
+        if not self._alive(run_id, identity):
+            self._instance.report_engine_event(
+                f"Run worker {identity.describe()} is no longer running: nothing to interrupt.",
+                run,
+            )
+            return False
+        self._instance.report_run_canceling(run)
+        try:
+            # psutil re-checks the process's start time before signalling: a PID reused since
+            # the check above is refused (NoSuchProcess), never signalled.
+            process = psutil.Process(identity.pid)
+            if abs(process.create_time() - identity.started_at) > 0.005:
+                raise psutil.NoSuchProcess(identity.pid)
+            process.send_signal(signal.SIGINT)  # Dagster's run workers cancel cleanly on SIGINT
+        except psutil.NoSuchProcess:
+            return False
         return True
 
     @property
@@ -206,39 +329,46 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             return CheckRunHealthResult(
                 WorkerStatus.RUNNING, "launched through the code server: not checked"
             )
-        host = run.tags.get(HOST_TAG)
-        if host != self._host:
-            return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker on {host}: not checked")
-        pid = int(run.tags[PID_TAG])
-        if self._alive(run.run_id, pid, host):
-            return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
+        identity = WorkerIdentity.from_tags(run.tags)
+        if identity is None:
+            return CheckRunHealthResult(
+                WorkerStatus.RUNNING, "worker recorded without its identity: not checked"
+            )
+        worker_id = identity.describe()
+        if identity.same_machine(self._here):
+            if self._alive(run.run_id, identity):
+                return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=worker_id)
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED,
+                f"run worker {worker_id} is gone (no process with that pid and start time)",
+                run_worker_id=worker_id,
+            )
+        lease = read_lease(self._instance, run.run_id)
+        if lease is not None:
+            age = lease.age()
+        else:  # written before the tags; missing only if the launcher died in between
+            record = self._instance.get_run_record_by_id(run.run_id)
+            age = time.time() - record.create_timestamp.timestamp() if record else 0.0
+        if age > self._timeout_s:
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED,
+                f"remote run worker {worker_id}: no heartbeat for {age:.1f} s "
+                f"(timeout {self._timeout_s:g} s)",
+                run_worker_id=worker_id,
+            )
         return CheckRunHealthResult(
-            WorkerStatus.FAILED, f"run worker process {pid} is gone", run_worker_id=str(pid)
+            WorkerStatus.RUNNING,
+            f"remote run worker {worker_id}: heartbeat {max(age, 0):.1f} s ago",
+            run_worker_id=worker_id,
         )
 
-    def _alive(self, run_id: str, pid: int, host: str | None) -> bool:
+    def _alive(self, run_id: str, identity: WorkerIdentity) -> bool:
+        """Whether the local worker ``identity`` still runs (the caller checked it is local)."""
         with self._lock:
             worker = self._workers.get(run_id)
-            if worker is not None:
-                return worker.poll() is None  # our child: poll() also reaps it
-        if host is not None and host != self._host:
-            return True  # cannot tell from here
-        cmdline = f"/proc/{pid}/cmdline"
-        if os.path.exists("/proc"):
-            try:
-                with open(cmdline, "rb") as handle:
-                    argv = handle.read()
-            except OSError:
-                return False
-            # the worker, or the stock worker it exec'd into (same pid)
-            return WORKER_MODULE.encode() in argv or b"execute_run" in argv
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+            if worker is not None and worker.pid == identity.pid and worker.poll() is not None:
+                return False  # our child, and it exited: poll() also reaped it
+        return identity.is_running()
 
     def dispose(self) -> None:
         """Stop the spares (no run was handed to them); leave running workers to finish their

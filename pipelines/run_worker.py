@@ -9,7 +9,8 @@ of ``dagster api execute_run``: the only thing this module changes is *when* the
 Protocol on standard input, one line each:
 
 1. JSON ``{"origin": <serialized RepositoryPythonOrigin>, "instance_ref": <serialized
-   InstanceRef>, "preload": [module, ...]}``: the code location to load in advance, the
+   InstanceRef>, "preload": [module, ...], "heartbeat_s": <seconds>}``: the code location to
+   load in advance, the
    instance to open once in advance (the first instance a process opens costs ~0.35 s of
    imports and storage set-up), and modules the run would otherwise import on first use
    (the launcher's ``preload_modules``; best effort: one that fails to import is reported and
@@ -20,8 +21,14 @@ End of input instead of line 2 (the launcher discarded the spare or its process 
 worker exit without doing anything. A worker whose code is out of date when its run arrives
 (a module of the code location changed on disk after it was imported, e.g. while ``dagster dev``
 reloads) or whose advance load failed does not run stale or broken code: it replaces itself
-(``exec``, same pid) with the stock ``dagster api execute_run``, which loads the code afresh and
-reports any load error in the run's own event log.
+(``exec``, same pid and start time) with a fresh interpreter running ``python -m
+pipelines.run_worker --run``: the stock ``dagster api execute_run`` body, which loads the code
+afresh and reports any load error in the run's own event log, plus the lease below.
+
+While its run lasts the worker renews its lease every ``heartbeat_s`` seconds (a daemon thread;
+:mod:`pipelines.run_lease`), so that any process that opens the instance, on any host, can tell
+whether it still runs, and it reads there whether a remote process asked to cancel the run: then
+it interrupts itself with SIGINT, exactly as a local "Terminate" would.
 """
 
 from __future__ import annotations
@@ -29,13 +36,17 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 EXECUTE_RUN_ARGS_ENV = "DAGSTER_EXECUTE_RUN_ARGS"  # the env var ``dagster api execute_run`` reads
+HEARTBEAT_ENV = "ALLOCATOR_RUN_WORKER_HEARTBEAT_S"  # carried over the exec of a cold start
 # Modules Dagster 1.13 imports on first use while it executes any run (seen in a bar run's
 # import trace); preloaded best effort, so a rename in a later Dagster costs only the warm-up.
 DAGSTER_RUN_MODULES = (
@@ -66,17 +77,80 @@ def stale_modules(modules: Iterable[object], root: Path, loaded_at: float) -> li
     return stale
 
 
-def _cold_start(execute_run_args: str) -> None:
-    """Become ``dagster api execute_run`` (same pid, fresh interpreter, code loaded anew)."""
+def _cold_start(execute_run_args: str, heartbeat_s: float) -> None:
+    """Become ``python -m pipelines.run_worker --run`` (same pid and start time, a fresh
+    interpreter: the code is loaded anew)."""
     env = dict(os.environ)
     env[EXECUTE_RUN_ARGS_ENV] = execute_run_args
-    argv = [sys.executable, "-m", "dagster", "api", "execute_run"]
+    env[HEARTBEAT_ENV] = repr(heartbeat_s)
+    argv = [sys.executable, "-m", "pipelines.run_worker", "--run"]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
 
 
+def _keep_lease(instance: Any, run_id: str, interval_s: float, stop: threading.Event) -> None:
+    """Renew the run's lease now and every ``interval_s`` until ``stop``; interrupt the run
+    (SIGINT to this process) once a cancellation was requested through the instance. A failed
+    renewal is reported and retried at the next beat: the run itself goes on. Imports nothing
+    (:func:`_start_lease` did): an import in this thread would contend with the run's own."""
+    from pipelines.run_lease import Lease, WorkerIdentity, read_cancel, write_lease
+
+    me = WorkerIdentity.here()
+    interrupted = False
+    wait = 0.0  # the first renewal at once: the launcher's lease is as old as the hand-over
+    while not stop.wait(wait):
+        wait = interval_s
+        try:
+            write_lease(instance, Lease(run_id=run_id, worker=me, renewed_at=time.time()))
+            if not interrupted and read_cancel(instance, run_id):
+                interrupted = True
+                print(f"pipelines.run_worker: run {run_id} cancelled remotely", file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGINT)
+        except Exception as exc:  # the lease is a signal of life, never a reason to fail the run
+            print(f"pipelines.run_worker: lease renewal failed: {exc!r}", file=sys.stderr)
+
+
+def _start_lease(instance: Any, execute_run_args: str, interval_s: float) -> threading.Event:
+    """Start renewing the lease of the run in ``execute_run_args``; set the event to stop."""
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import deserialize_value
+
+    import pipelines.run_lease  # noqa: F401  # here, not in the thread (done in advance when warm)
+
+    run_id = deserialize_value(execute_run_args, ExecuteRunArgs).run_id
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_keep_lease, args=(instance, run_id, interval_s, stop), daemon=True
+    )
+    thread.start()
+    return stop
+
+
+def _run_fresh() -> None:
+    """``--run``: execute the run in ``DAGSTER_EXECUTE_RUN_ARGS`` as ``dagster api
+    execute_run`` does, renewing its lease meanwhile."""
+    from dagster._cli.api import execute_run_command
+    from dagster._core.instance import DagsterInstance
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import deserialize_value
+
+    line = os.environ[EXECUTE_RUN_ARGS_ENV]
+    interval = float(os.environ.get(HEARTBEAT_ENV) or 2.0)
+    ref = deserialize_value(line, ExecuteRunArgs).instance_ref
+    instance = DagsterInstance.from_ref(ref) if ref is not None else None
+    stop = _start_lease(instance, line, interval) if instance is not None else None
+    try:
+        execute_run_command.callback(line, None)  # type: ignore[misc]
+    finally:
+        if stop is not None:
+            stop.set()
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--run"]:
+        _run_fresh()
+        return
     sys.stdin.reconfigure(encoding="utf-8")  # type: ignore[union-attr]  # the launcher writes UTF-8
     first = sys.stdin.readline()
     if not first.strip():
@@ -84,6 +158,8 @@ def main() -> None:
     root = Path.cwd()
     loaded_at = time.time()
     preload_error = None
+    heartbeat_s = 2.0
+    instance = None
     try:
         from dagster._cli.api import execute_run_command  # the body Dagster's own worker runs
         from dagster._core.instance import DagsterInstance
@@ -93,10 +169,15 @@ def main() -> None:
         from dagster._utils.hosted_user_process import recon_repository_from_origin
 
         spec = json.loads(first)
+        heartbeat_s = float(spec.get("heartbeat_s") or heartbeat_s)
         origin = deserialize_value(spec["origin"], RepositoryPythonOrigin)
         if origin.code_pointer.working_directory:
             root = Path(origin.code_pointer.working_directory)
         recon_repository_from_origin(origin).get_definition()
+        import dagster._grpc.types  # noqa: F401  # what the run's lease needs, in advance
+
+        import pipelines.run_lease  # noqa: F401
+
         for name in (*DAGSTER_RUN_MODULES, *spec.get("preload", ())):
             try:
                 importlib.import_module(name)
@@ -104,8 +185,8 @@ def main() -> None:
                 print(f"pipelines.run_worker: preload of {name} failed: {exc!r}", file=sys.stderr)
         if spec.get("instance_ref"):
             ref = deserialize_value(spec["instance_ref"], InstanceRef)
-            with DagsterInstance.from_ref(ref) as instance:
-                instance.get_run_records(limit=1)  # storages opened once; closed again
+            instance = DagsterInstance.from_ref(ref)  # kept open: the lease is renewed on it
+            instance.get_run_records(limit=1)  # storages opened once
     except Exception:  # reported here, then by the stock worker in the run's own events
         preload_error = traceback.format_exc()
         print(f"pipelines.run_worker: advance load failed:\n{preload_error}", file=sys.stderr)
@@ -113,16 +194,20 @@ def main() -> None:
     line = sys.stdin.readline().strip()
     if not line:
         return  # no run for this spare
-    if preload_error is not None:
-        _cold_start(line)
+    if preload_error is not None or instance is None:
+        _cold_start(line, heartbeat_s)
     stale = stale_modules(list(sys.modules.values()), root, loaded_at)
     if stale:
         print(
             f"pipelines.run_worker: code changed since load ({stale[:5]}): cold start",
             file=sys.stderr,
         )
-        _cold_start(line)
-    execute_run_command.callback(line, None)  # type: ignore[misc]
+        _cold_start(line, heartbeat_s)
+    stop = _start_lease(instance, line, heartbeat_s)
+    try:
+        execute_run_command.callback(line, None)  # type: ignore[misc]
+    finally:
+        stop.set()
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ arrives after the request is refused ``late``. It never requests a later bar whi
 is open (``Ledger.open_bars``: not settled nor abandoned). When the open bar's latest bar-lane
 run (tag ``allocator/bar``) FAILED, was CANCELED, or ended with the bar still open, the sensor
 counts it (``record_bar_failure``: the stored error starts with the run's id, so a run is
-counted once) and schedules the retry ``[execution] retry_backoff_s × 2**attempts`` later
-(capped at an hour); once due it requests the bar again with a new ``run_key`` per attempt
+counted once; a lease the run still holds is given up) and schedules the retry
+``[execution] retry_backoff_s × 2**attempts`` later (capped at an hour); once due it requests
+the bar again with a new ``run_key`` per attempt
 (:func:`retry_run_key`: the bar, then ``BAR#retry1``, ``BAR#retry2`` ...), tagged like the
 first. After ``[execution] max_bar_retries`` failed retries it halts the lane (``halt_lane``,
 the reason names the bar and its last error) and requests nothing until ``allocator bar retry``
@@ -40,6 +41,11 @@ or ``allocator bar abandon``. A bar sealed but never launched (the daemon died b
 and the launch) is open with no run: it is requested again. Each failure and halt is also
 reported as a runless evaluation of the ``bar_lane_ok`` check (:mod:`assets.lane`), and the
 skip reason says what the lane waits for.
+
+A bar another runner holds (``allocator bar run`` outside Dagster: the bar's lease,
+:mod:`allocator.execution.lease`, held by a live owner) is not requested: two runners of one
+bar would both send. A run of the bar is any bar-lane run whose ``allocator/bar`` tag, or its
+parent's, names it (a re-execution through the Python API included: :func:`latest_bar_run`).
 """
 
 import time
@@ -50,11 +56,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from allocator.config import MAX_RETRY_DELAY_S, ExecutionConfig
+from allocator.execution.lease import LeaseOwner, lease_is_live
 from allocator.execution.ledger import BarState, BarStatus
 from allocator.execution.records import parse_bar
 from allocator.settings import Settings
 from assets.lane import lane_evaluation
-from assets.tags import BAR_LANE, BAR_TAG
+from assets.tags import BAR_LANE, BAR_TAG, bar_key_of_run, lease_label
 from pipelines.jobs import bar_job, bar_job_multiprocess
 from resources.dagster_resources import AllocatorSettings, LedgerResource
 
@@ -139,8 +146,21 @@ FAILED_RUN = (
 )
 
 
+_RECENT_BAR_RUNS = 20
+
+
 def latest_bar_run(instance: dg.DagsterInstance, bar: str) -> dg.DagsterRun | None:
-    """The newest run of ``bar`` (tag ``allocator/bar``, any bar-lane job or re-execution)."""
+    """The newest run of ``bar``: any bar-lane run (job or re-execution, however launched)
+    whose bar is ``bar`` by its tag or its parent's (:func:`assets.tags.bar_key_of_run`).
+
+    A re-execution launched through the Python API has no ``allocator/bar`` tag until its
+    first step adds it; one that failed before any step ran never gets it, and is still that
+    bar's attempt. Bar runs are serial, so the newest are among the latest bar-lane runs; the
+    tag query finds an older tagged one.
+    """
+    for run in instance.get_runs(filters=dg.RunsFilter(tags=BAR_LANE), limit=_RECENT_BAR_RUNS):
+        if bar_key_of_run(instance, run) == bar:
+            return run
     runs = instance.get_runs(filters=dg.RunsFilter(tags={BAR_TAG: bar, **BAR_LANE}), limit=1)
     return runs[0] if runs else None
 
@@ -238,6 +258,7 @@ def _open_bar_step(
         )
         context.log.warning(f"bar {bar}: attempt {status.attempts} failed: {status.last_error}")
         _free_pool_slots(context, latest)
+        status = _free_lease(store, status, latest)
         retries = status.attempts - 1
         if retries >= execution.max_bar_retries:
             store.halt_lane(
@@ -251,6 +272,9 @@ def _open_bar_step(
         if store.lane_halt() is not None:
             state.skip = _halted(store)
             return None
+    if lease_is_live(status, datetime.now(UTC)):
+        state.skip = _leased(status)
+        return None
     due = status.next_retry_at
     if status.state is BarState.FAILED and due is not None and due > datetime.now(UTC):
         state.skip = (
@@ -261,6 +285,24 @@ def _open_bar_step(
     why = "retry" if status.attempts else "sealed but never launched"
     context.log.info(f"bar {bar}: requesting it again ({why}, attempt {status.attempts + 1})")
     return _request(bar, status.attempts, job_name, after)
+
+
+def _leased(status: BarStatus) -> str:
+    owner = LeaseOwner.parse(status.lease_owner or "")
+    who = f"{owner.label} (pid {owner.pid} on {owner.host})" if owner else status.lease_owner
+    until = status.lease_expires_at.isoformat() if status.lease_expires_at else "?"
+    return f"bar {status.bar} is being run by {who} (its lease holds until {until})"
+
+
+def _free_lease(store: "Ledger", status: BarStatus, run: dg.DagsterRun) -> BarStatus:
+    """Give up the bar's lease when the ended ``run`` holds it (its worker died with it held),
+    so its retry need not wait for the lease's expiry; return the bar's row as it is now."""
+    owner = LeaseOwner.parse(status.lease_owner or "")
+    if owner is None or owner.label != lease_label(run.run_id):
+        return status
+    bar = parse_bar(status.bar)
+    store.release_bar_lease(bar, str(status.lease_owner))
+    return store.bar_status(bar) or status
 
 
 def _free_pool_slots(context: dg.SensorEvaluationContext, run: dg.DagsterRun) -> None:
@@ -318,6 +360,9 @@ def _step(
         sealed = store.seal_bar(parse_bar(bar), by="bar_sensor")
         if sealed.state.is_final:  # settled or abandoned before: nothing to run
             continue
+        if lease_is_live(sealed, datetime.now(UTC)):  # `allocator bar run` sealed it first
+            state.skip = _leased(sealed)
+            return None
         context.log.info(f"bar {bar}: {why}; sealed")
         return _request(bar, sealed.attempts, job_name, after)
     state.skip = f"no complete bar after {after or 'the start'}"

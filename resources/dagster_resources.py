@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,8 +27,9 @@ from upath import UPath
 
 from allocator.config import AllocatorConfig
 from allocator.execution.instruments import DEFAULT_INSTRUMENTS, InstrumentTable, load_instruments
-from allocator.execution.prices import bar_prices
+from allocator.execution.prices import bar_price_times, bar_prices
 from allocator.settings import Settings, default_ledger_url, load_settings
+from resources.alerts import AlertWebhook
 from resources.brokers.paper.resource import PaperBrokerResource
 
 __all__ = [
@@ -103,6 +105,10 @@ class PricesResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """The reference prices of bar ``bar_key`` (quote currency per base unit, > 0)."""
         return bar_prices(self.prices_path, bar_key)
 
+    def price_times(self, bar_key: str) -> dict[str, datetime]:
+        """When each price of bar ``bar_key`` was taken (the file's ``as_of``; UTC)."""
+        return bar_price_times(self.prices_path, bar_key)
+
 
 class ParquetIOManager(dg.UPathIOManager):
     """Every asset's value as ``<base>/<asset key path>.parquet`` (inspectable, no pickles)."""
@@ -146,5 +152,6 @@ def default_resources(
         "ledger": LedgerResource(url=s.ledger_url, returns_source=s.returns_source),
         "paper": PaperBrokerResource(),
         "market": PricesResource(prices_path=s.prices),
+        "alerts": AlertWebhook(url=s.alert_webhook),
         "io_manager": parquet_io_manager.configured({"base_dir": s.data_dir}),
     }

@@ -8,6 +8,7 @@ that CI cannot pass on SQLite alone.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,42 @@ import pytest
 from tests.pg_env import required_url
 
 PG_ENV = "ALLOCATOR_TEST_PG_URL"
+DAGSTER_PG_ENV = "ALLOCATOR_TEST_DAGSTER_PG_URL"
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """``url`` on a database of its own for this pytest-xdist worker, created when missing
+    (the tests reset their database's schema, so two workers must never share one)."""
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = sa.create_engine(
+        parsed.set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as conn:
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).first()
+            if exists is None:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs one worker per core) each worker gets its own
+    PostgreSQL databases; subprocesses the tests start inherit the rewritten URLs."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    for variable in (PG_ENV, DAGSTER_PG_ENV):
+        url = os.environ.get(variable, "").strip()
+        if url:
+            os.environ[variable] = _worker_database(url, worker)
 
 
 def _postgres_url() -> str:

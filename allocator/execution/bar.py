@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal, Inexact
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from allocator.arrays import CodeArray, IntArray
-from allocator.config import RoutingConfig
+from allocator.config import RiskConfig, RoutingConfig
 from allocator.errors import BarAbandonedError, BarIncompleteError, InputError, PlanMismatchError
 from allocator.execution.attribution import Attribution, attribute
 from allocator.execution.book import BarBook, build_book
@@ -41,6 +42,7 @@ from allocator.execution.frozen import (
 )
 from allocator.execution.gating import gate
 from allocator.execution.instruments import Instrument, InstrumentTable
+from allocator.execution.lease import DEFAULT_LEASE_S, BarLease, hold_bar
 from allocator.execution.ledger import BarState, Ledger
 from allocator.execution.lifecycle import RateLimit, execute_orders
 from allocator.execution.netting import Netting, net_takes
@@ -49,6 +51,7 @@ from allocator.execution.orders import (
     Broker,
     BrokerExecution,
     BrokerFill,
+    FeeKind,
     NetOrder,
     OrderState,
     Side,
@@ -56,7 +59,7 @@ from allocator.execution.orders import (
     Venue,
     client_order_id,
 )
-from allocator.execution.reasons import BY_CODE, PASSED, Reason
+from allocator.execution.reasons import BY_CODE, PASSED, RISK_REASONS, Reason
 from allocator.execution.records import (
     Bar,
     GatedIntent,
@@ -65,7 +68,19 @@ from allocator.execution.records import (
     VirtualFill,
     exact,
 )
+from allocator.execution.risk import (
+    BOOK,
+    RATE_WINDOWS_S,
+    Restriction,
+    RiskInputs,
+    RiskNote,
+    apply_limits,
+    book_equity,
+    kill_switch,
+    restriction,
+)
 from allocator.execution.routing import RoutedIntent, route_intents, venue_of
+from allocator.states import TradingState
 
 __all__ = [
     "BarOutcome",
@@ -124,6 +139,9 @@ class BarPlan:
         The intents refused before gating (routing, a halted venue).
     details : Mapping of str to str
         A note per intent id (why a halted venue cut it).
+    notes : Mapping of str to RiskNote
+        Per intent id cut by the risk stage (or a halted venue): its reason code, detail, limit
+        and value (docs/spec-12-risk.md); shown when that reason is the intent's final one.
     """
 
     bar: Bar
@@ -139,6 +157,19 @@ class BarPlan:
     orders: tuple[NetOrder, ...]
     refused: tuple[GatedIntent, ...]
     details: Mapping[str, str] = field(default_factory=dict)
+    notes: Mapping[str, RiskNote] = field(default_factory=dict)
+
+    def risk_denials(self) -> list[GatedIntent]:
+        """Return the intents the risk stage cut or refused (docs/spec-12-risk.md), one each.
+
+        Those whose final reason is a risk reason (``halted`` only with a detail: a strategy
+        halted by its breaker has none, the book or a venue halted by an operator has one).
+        """
+        return [
+            g
+            for g in self.gated()
+            if g.reason in RISK_REASONS and (g.reason is not Reason.HALTED or g.detail)
+        ]
 
     def gated(self) -> list[GatedIntent]:
         """Every intent's outcome: the refused ones, then the book's in gating order."""
@@ -148,6 +179,9 @@ class BarPlan:
         for t in range(book.n_intents):
             m = int(book.i_sym[t])
             code = int(self.reason[t])
+            note = self.notes.get(ids[t])
+            if note is not None and note.code != code:
+                note = None  # a later cut (no price, minimum notional) has the last word
             out.append(
                 GatedIntent(
                     intent_id=ids[t],
@@ -157,7 +191,11 @@ class BarPlan:
                     accepted_qty=book.qty(m, int(self.accepted[t])),
                     reason=BY_CODE[code],
                     routed_from=self.routed_from[t],
-                    detail=self.details.get(ids[t], "") if code == _ROUTING else "",
+                    detail=note.detail
+                    if note is not None
+                    else (self.details.get(ids[t], "") if code == _ROUTING else ""),
+                    limit=None if note is None else note.limit,
+                    value=None if note is None else note.value,
                 )
             )
         return out
@@ -183,6 +221,25 @@ def _lot_sizes(
     return lots
 
 
+def _position_lots(
+    strategy: str, symbol: str, qty: Decimal, lot: Decimal, instrument: Instrument | None
+) -> int:
+    """Return a position's whole lots (toward zero), the unit gating and netting count in.
+
+    A position is whole lots, except in crypto: a fee the venue takes in the base coin (a
+    Binance buy) reduces the strategies' positions by their exact shares, which need not be
+    whole lots (docs/decisions/0016-ccxt-fees-and-bar-leases.md). The part below one lot (dust)
+    stays the strategy's, in the ledger and at the venue, but is not tradable (no venue takes an
+    order below its lot): gating counts the whole lots toward zero, so an exit never exceeds the
+    position and the dust's notional (below one lot) is not in the gross. Anywhere else a
+    position off the lot is a state that cannot be explained (a changed lot size): an error.
+    """
+    lots, rest = divmod(qty, lot)
+    if rest != 0 and (instrument is None or instrument.asset_class is not AssetClass.CRYPTO):
+        raise ValueError(f"position {strategy}/{symbol} = {qty} is not a multiple of the lot {lot}")
+    return int(lots)
+
+
 def plan_bar(
     intents: Sequence[Intent],
     *,
@@ -195,12 +252,16 @@ def plan_bar(
     total_capital: Decimal,
     account: str,
     halted_venues: Collection[Venue] = (),
+    risk: RiskInputs | None = None,
 ) -> BarPlan:
     """Route, check, gate and net one bar's intents and decide its orders (no side effects).
 
     ``positions`` are the strategies' virtual positions at the start of the bar, keyed by
     (strategy, symbol), signed base units. ``budgets`` as in :func:`~.gating.gate`. Intents
     routed to a venue of ``halted_venues`` keep only their exit part (see the module doc).
+    ``risk`` runs the pre-trade risk stage (:mod:`~allocator.execution.risk`,
+    docs/spec-12-risk.md): the trading states and the price collar before gating, the limits
+    after it and before netting; ``None`` skips it.
     """
     routed, refused = route_intents(
         intents,
@@ -211,11 +272,12 @@ def plan_bar(
     )
     wanted: dict[str, Decimal] = {}
     details: dict[str, str] = {}
-    if halted_venues:
-        routed, halt_refused, wanted, details = _halt_entries(
-            routed, positions, frozenset(halted_venues)
-        )
+    notes: dict[str, RiskNote] = {}
+    restrict = restriction(risk, prices, frozenset(Venue(v) for v in halted_venues))
+    if restrict is not None:
+        routed, halt_refused, wanted, notes = _halt_entries(routed, positions, restrict)
         refused = [*refused, *halt_refused]
+        details = {i: n.detail for i, n in notes.items() if n.code == _ROUTING}
     symbols = sorted({r.symbol for r in routed} | {s for _, s in positions})
     lot_size = _lot_sizes(instruments, symbols, positions)
     frame = pl.DataFrame(
@@ -232,18 +294,20 @@ def plan_bar(
             "lots": pl.Int64,
         },
     )
-    pos_rows = [(s, m, q) for (s, m), q in positions.items() if q != 0]
+    pos_rows = [
+        (s, m, _position_lots(s, m, q, lot_size[m], instruments.get(m)))
+        for (s, m), q in positions.items()
+        if q != 0
+    ]
+    pos_rows = [row for row in pos_rows if row[2] != 0]
     pos_frame = pl.DataFrame(
         {
             "strategy": [s for s, _, _ in pos_rows],
             "symbol": [m for _, m, _ in pos_rows],
-            "lots": [int(q / lot_size[m]) for _, m, q in pos_rows],
+            "lots": [n for _, _, n in pos_rows],
         },
         schema={"strategy": pl.String, "symbol": pl.String, "lots": pl.Int64},
     )
-    for s, m, q in pos_rows:
-        if q % lot_size[m] != 0:
-            raise ValueError(f"position {s}/{m} = {q} is not a multiple of the lot {lot_size[m]}")
     book = build_book(frame, lot_size=lot_size, prices=prices, positions=pos_frame)
     by_id = {r.intent.intent_id: r for r in routed}
     ordered = [by_id[i] for i in book.intent_ids.to_list()]
@@ -258,7 +322,7 @@ def plan_bar(
             if asked is not None:
                 requested[t] = int(asked / r.instrument.lot_size)
                 if int(reason[t]) == PASSED:
-                    reason[t] = _ROUTING
+                    reason[t] = notes[r.intent.intent_id].code
     # A symbol only held (not traded) may be missing from the table: it never gets an order.
     instruments_by_code = tuple(
         instruments[s]
@@ -266,6 +330,21 @@ def plan_bar(
         else Instrument(symbol=s, asset_class=AssetClass.EQUITY, lot_size=lot_size[s])
         for s in book.symbols
     )
+    accepted = gate_result.accepted
+    if risk is not None:
+        # The risk stage's limits: after gating, before netting (docs/spec-12-risk.md).
+        accepted, reason, cut = apply_limits(
+            book,
+            instruments_by_code,
+            tuple(venue_of(i) for i in instruments_by_code),
+            accepted,
+            reason,
+            risk=risk,
+            total_capital=total_capital,
+        )
+        if cut:
+            ids = book.intent_ids
+            notes = {**notes, **{str(ids[t]): note for t, note in cut.items()}}
     return _finish_plan(
         book=book,
         bar=bar,
@@ -273,45 +352,54 @@ def plan_bar(
         instruments=instruments_by_code,
         routed_from=tuple(r.routed_from for r in ordered),
         requested=requested,
-        accepted=gate_result.accepted,
+        accepted=accepted,
         reason=reason,
         refused=tuple(refused),
         details=details,
+        notes=notes,
     )
 
 
 def _halt_entries(
     routed: Sequence[RoutedIntent],
     positions: Mapping[tuple[str, str], Decimal],
-    halted: frozenset[Venue],
-) -> tuple[list[RoutedIntent], list[GatedIntent], dict[str, Decimal], dict[str, str]]:
-    """Cut intents routed to a halted venue to their exit part (SPEC §9).
+    restrict: Callable[[RoutedIntent], Restriction | None],
+) -> tuple[list[RoutedIntent], list[GatedIntent], dict[str, Decimal], dict[str, RiskNote]]:
+    """Cut restricted intents to their exit part, or refuse them whole (SPEC §9, §12).
 
-    Exits always pass gating whole, so on a halted venue each strategy's running position
-    depends only on its own earlier intents there (ascending ``intent_id``, as gating orders
-    them): an intent keeps the part that brings |running position| towards flat. Returns the
-    routed intents (cut ones with their exit quantity), the wholly refused ones (``routing``),
-    the original quantity of the partly cut ones, and a detail per cut intent id.
+    ``restrict`` says, per routed intent, whether it is restricted and how
+    (:func:`~.risk.restriction`: a venue halted by reconciliation, the book or a venue
+    reducing or halted, a symbol failing the price collar). Exits always pass gating whole,
+    so a strategy's running position in a restricted symbol depends only on its own earlier
+    intents there (ascending ``intent_id``, as gating orders them): an exits-only intent keeps
+    the part that brings |running position| towards flat; a refused one keeps nothing. Returns
+    the routed intents (cut ones with their exit quantity), the wholly refused ones (with
+    their restriction's reason), the original quantity of the partly cut ones, and a note per
+    cut intent id.
     """
     running: dict[tuple[str, str], Decimal] = {}
     keep: dict[str, RoutedIntent] = {}
     refused: list[GatedIntent] = []
     wanted: dict[str, Decimal] = {}
-    details: dict[str, str] = {}
+    notes: dict[str, RiskNote] = {}
     for r in sorted(routed, key=lambda r: (r.intent.strategy, r.intent.intent_id)):
-        if r.venue not in halted:
+        rule = restrict(r)
+        if rule is None:
             keep[r.intent.intent_id] = r
             continue
         key = (r.intent.strategy, r.symbol)
         held = running.get(key, positions.get(key, Decimal(0)))
         exit_qty = Decimal(0)
-        if held != 0 and (held > 0) != (r.qty > 0):
+        if rule.exits_only and held != 0 and (held > 0) != (r.qty > 0):
             exit_qty = min(abs(r.qty), abs(held)) * (1 if r.qty > 0 else -1)
         running[key] = held + exit_qty
-        detail = (
-            f"venue {r.venue} is halted by reconciliation: new entries refused, exits pass "
-            f"({r.qty} {r.symbol} asked, {exit_qty} reduces the position {held})"
-        )
+        if rule.exits_only:
+            detail = (
+                f"{rule.why}: new entries refused, exits pass "
+                f"({r.qty} {r.symbol} asked, {exit_qty} reduces the position {held})"
+            )
+        else:
+            detail = f"{rule.why}: nothing is sent ({r.qty} {r.symbol} asked)"
         if exit_qty == r.qty:
             keep[r.intent.intent_id] = r
         elif exit_qty == 0:
@@ -322,17 +410,19 @@ def _halt_entries(
                     symbol=r.symbol,
                     requested_qty=r.qty,
                     accepted_qty=Decimal(0),
-                    reason=Reason.ROUTING,
+                    reason=BY_CODE[rule.code],
                     routed_from=r.routed_from,
                     detail=detail,
+                    limit=rule.limit,
+                    value=rule.value,
                 )
             )
         else:
             keep[r.intent.intent_id] = replace(r, qty=exit_qty)
             wanted[r.intent.intent_id] = r.qty
-            details[r.intent.intent_id] = detail
+            notes[r.intent.intent_id] = RiskNote(rule.code, detail, rule.limit, rule.value)
     kept = [keep[r.intent.intent_id] for r in routed if r.intent.intent_id in keep]
-    return kept, refused, wanted, details
+    return kept, refused, wanted, notes
 
 
 def _finish_plan(
@@ -347,6 +437,7 @@ def _finish_plan(
     reason: CodeArray,
     refused: tuple[GatedIntent, ...],
     details: Mapping[str, str],
+    notes: Mapping[str, RiskNote] | None = None,
 ) -> BarPlan:
     """Net, then apply the order-level cuts (no price, minimum notional) and build the orders."""
     netting = net_takes(book, accepted)
@@ -425,6 +516,7 @@ def _finish_plan(
         orders=tuple(orders),
         refused=refused,
         details=details,
+        notes=notes or {},
     )
 
 
@@ -439,7 +531,9 @@ class BarOutcome:
     fills : tuple of VirtualFill
         Each strategy's virtual fills (quantities signed, + bought).
     fee_paid : Decimal
-        The fees the broker charged for the bar's orders (quote currency, >= 0).
+        The fees the broker charged for the bar's orders (quote currency, >= 0), a fee taken in
+        a symbol's base currency valued at its order's average price; fees in a third currency
+        (BNB) have no price here and are not in it (they are on the fills, ``other_fees``).
     would_pay : Decimal
         The fees the accepted intents would have paid traded one by one, by the fee model at
         the reference prices (quote currency; 0 without a fee model).
@@ -470,9 +564,11 @@ def settle_bar(
     book = plan.book
     n_sym = len(book.symbols)
     filled = np.zeros(n_sym, dtype=np.int64)
-    fee_units = np.zeros(n_sym, dtype=np.int64)
-    residue: dict[int, Decimal] = {}
+    quote_fee = _FeeSplit(n_sym, cash_quantum)
+    base_fee = _FeeSplit(n_sym, cash_quantum)
+    other_fee: dict[str, _FeeSplit] = {}
     avg: dict[int, Decimal] = {}
+    fee_paid = Decimal(0)
     code_of = {s: m for m, s in enumerate(book.symbols)}
     for order in plan.orders:
         ex = executions.get(order.symbol)
@@ -480,25 +576,38 @@ def settle_bar(
             continue
         m = code_of[order.symbol]
         lots, rest = divmod(ex.filled_qty, book.lot_size[m])
-        if rest != 0 or ex.fee < 0:
+        if rest != 0:
             raise ValueError(
                 f"{order.symbol}: filled {ex.filled_qty} is not whole lots of {book.lot_size[m]}"
-                if rest != 0
-                else f"{order.symbol}: negative fee {ex.fee}"
             )
         filled[m] = int(lots)
         if lots > 0:
             if ex.avg_price is None:
                 raise ValueError(f"{order.symbol}: filled {ex.filled_qty} without a price")
             avg[m] = ex.avg_price
-        units = (ex.fee / cash_quantum).to_integral_value(rounding=ROUND_FLOOR)
-        fee_units[m] = int(units)
-        rest_fee = exact.subtract(ex.fee, exact.multiply(units, cash_quantum))
-        if rest_fee:
-            residue[m] = rest_fee
-    result = attribute(book, plan.netting, filled, fee_units)
-    fills = _virtual_fills(plan, result, filled, avg, residue, cash_quantum)
-    fee_paid = sum((ex.fee for ex in executions.values()), Decimal(0))
+        quote_fee.add(m, ex.fee, order.symbol)
+        base_fee.add(m, ex.base_fee, f"{order.symbol} (in the base currency)")
+        for currency, amount in ex.other_fees:
+            split = other_fee.setdefault(currency, _FeeSplit(n_sym, cash_quantum))
+            split.add(m, amount, f"{order.symbol} (in {currency})")
+        fee_paid += ex.fee
+        if ex.base_fee:
+            if ex.avg_price is None:
+                raise ValueError(f"{order.symbol}: a fee of {ex.base_fee} in base units, no fill")
+            fee_paid += exact.multiply(ex.base_fee, ex.avg_price)
+    result = attribute(book, plan.netting, filled, quote_fee.units)
+    shares = _FeeShares(
+        quote=quote_fee.shares(plan, result),
+        base=base_fee.shares(plan, attribute(book, plan.netting, filled, base_fee.units))
+        if base_fee.any
+        else None,
+        other={
+            currency: split.shares(plan, attribute(book, plan.netting, filled, split.units))
+            for currency, split in sorted(other_fee.items())
+            if split.any
+        },
+    )
+    fills = _virtual_fills(plan, result, avg, shares)
     would_pay = Decimal(0)
     if fee_model is not None:
         for t in np.flatnonzero(plan.accepted != 0).tolist():
@@ -513,23 +622,66 @@ def settle_bar(
     )
 
 
+class _FeeSplit:
+    """One currency's fees of a bar per symbol, in whole units of the ledger's quantum.
+
+    The part of a fee finer than one unit is kept apart; each currency's fees are attributed
+    like SPEC §7's broker fee.
+    """
+
+    def __init__(self, n_sym: int, quantum: Decimal) -> None:
+        self.quantum = quantum
+        self.units = np.zeros(n_sym, dtype=np.int64)
+        self.residue: dict[int, Decimal] = {}
+
+    @property
+    def any(self) -> bool:
+        return bool(np.any(self.units != 0)) or bool(self.residue)
+
+    def add(self, m: int, fee: Decimal, what: str) -> None:
+        if fee < 0:
+            raise ValueError(f"{what}: negative fee {fee}")
+        units = (fee / self.quantum).to_integral_value(rounding=ROUND_FLOOR)
+        self.units[m] = int(units)
+        rest = exact.subtract(fee, exact.multiply(units, self.quantum))
+        if rest:
+            self.residue[m] = rest
+
+    def shares(self, plan: BarPlan, result: Attribution) -> list[Decimal]:
+        """Return each slot's share of the fee.
+
+        That is its units of ``result``, plus, for the larger-side slot with the largest share
+        (ties by strategy name), the part finer than one quantum.
+        """
+        book = plan.book
+        fees = [exact.multiply(int(u), self.quantum) for u in result.fee_units.tolist()]
+        for m, extra in self.residue.items():
+            slots = np.flatnonzero((book.slot_sym == m) & (result.external != 0))
+            if not len(slots):
+                slots = np.flatnonzero((book.slot_sym == m) & (plan.netting.take != 0))
+            best = max(slots.tolist(), key=lambda j: (result.fee_units[j], -book.slot_strat[j]))
+            fees[best] = exact.add(fees[best], extra)
+        return fees
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _FeeShares:
+    """Per slot: the quote fee, the base-currency fee (``None``: none) and third currencies'."""
+
+    quote: list[Decimal]
+    base: list[Decimal] | None
+    other: Mapping[str, list[Decimal]]
+
+
 def _virtual_fills(
     plan: BarPlan,
     result: Attribution,
-    filled: IntArray,
     avg: Mapping[int, Decimal],
-    residue: Mapping[int, Decimal],
-    quantum: Decimal,
+    shares: _FeeShares,
 ) -> list[VirtualFill]:
     book = plan.book
-    fees: list[Decimal] = [exact.multiply(int(u), quantum) for u in result.fee_units.tolist()]
-    # The fee finer than one quantum goes to the larger-side slot with the largest share.
-    for m, extra in residue.items():
-        slots = np.flatnonzero((book.slot_sym == m) & (result.external != 0))
-        if not len(slots):
-            slots = np.flatnonzero((book.slot_sym == m) & (plan.netting.take != 0))
-        best = max(slots.tolist(), key=lambda j: (result.fee_units[j], -book.slot_strat[j]))
-        fees[best] = exact.add(fees[best], extra)
+    fees = shares.quote
+    zero = Decimal(0)
     out: list[VirtualFill] = []
     internal = result.internal.tolist()
     external = result.external.tolist()
@@ -550,7 +702,9 @@ def _virtual_fills(
                     internal=True,
                 )
             )
-        if external[j] or fees[j]:
+        base = zero if shares.base is None else shares.base[j]
+        other = tuple((c, f[j]) for c, f in shares.other.items() if f[j])
+        if external[j] or fees[j] or base or other:
             assert price is not None
             out.append(
                 VirtualFill(
@@ -560,6 +714,8 @@ def _virtual_fills(
                     price=price,
                     fee=fees[j],
                     internal=False,
+                    base_fee=base,
+                    other_fees=other,
                 )
             )
     return out
@@ -591,6 +747,72 @@ def _plan_of(inputs: PlanInputs) -> BarPlan:
         total_capital=inputs.total_capital,
         account=inputs.account,
         halted_venues=inputs.halted_venues,
+        risk=inputs.risk,
+    )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+DEFAULT_RISK = RiskConfig()
+"""The ``[risk]`` a caller that names none gets: every limit off but Alpaca's order rate."""
+
+
+def _risk_inputs(
+    ledger: Ledger,
+    bar: Bar,
+    config: RiskConfig,
+    *,
+    prices: Mapping[str, Decimal],
+    price_times: Mapping[str, datetime] | None,
+    positions: Mapping[tuple[str, str], Decimal],
+    symbols: Collection[str],
+    total_capital: Decimal,
+    planned_at: datetime,
+) -> RiskInputs:
+    """Read what the risk stage needs of the ledger now (docs/spec-12-risk.md §12.5).
+
+    The book's equity is marked and the kill switch evaluated first: it journals ``reducing``
+    (``by="kill_switch"``) when the book is ``active`` and this bar's mark is at or below
+    ``kill_drawdown`` or ``kill_daily_loss``; the state read after it is the one the bar is
+    planned in.
+    """
+    previous: dict[str, Decimal] = {}
+    kill = config.kill_drawdown is not None or config.kill_daily_loss is not None
+    if config.max_price_move is not None or kill:
+        held = {m for (_, m), q in positions.items() if q != 0}
+        previous = dict(ledger.previous_prices(bar, set(symbols) | held))
+        ledger.record_prices(bar, prices)
+    if kill:
+        equity = book_equity(total_capital, ledger.cash(), positions, prices, previous)
+        if equity is not None:
+            mark = ledger.record_mark(bar, equity)
+            why = kill_switch(mark, config)
+            if why is not None and ledger.trading_status().book is TradingState.ACTIVE:
+                ledger.set_trading_state(
+                    TradingState.REDUCING,
+                    by="kill_switch",
+                    reason=why,
+                    source="kill_switch",
+                    bar=bar,
+                )
+    status = ledger.trading_status()
+    venues = {v: status.venue(v) for v in Venue if status.venue(v) is not TradingState.ACTIVE}
+    rated = any(
+        x.orders_per_second is not None or x.orders_per_minute is not None
+        for x in config.venues.values()
+    )
+    return RiskInputs(
+        config=config,
+        trading_state=status.book,
+        venue_states=venues,
+        state_detail=status.detail(BOOK),
+        venue_details={v: status.detail(v.value) for v in venues},
+        planned_at=planned_at,
+        price_times={m: t for m, t in (price_times or {}).items() if m in symbols},
+        previous_prices={m: p for m, p in previous.items() if m in symbols},
+        recent_orders=ledger.recent_venue_orders(bar, RATE_WINDOWS_S) if rated else {},
     )
 
 
@@ -607,6 +829,9 @@ def load_or_freeze_plan(
     halted_venues: Collection[Venue] | None = None,
     sealed_by: str = "run_bar",
     checkpoint: Callable[[str], None] = _no_checkpoint,
+    risk: RiskConfig | None = DEFAULT_RISK,
+    price_times: Mapping[str, datetime] | None = None,
+    clock: Callable[[], datetime] = _utc_now,
 ) -> BarPlan:
     """Return the bar's one plan: rebuilt from its frozen inputs, or planned and frozen.
 
@@ -621,7 +846,49 @@ def load_or_freeze_plan(
     made and frozen; when another process froze one first, that one is rebuilt and returned.
     ``prices`` ``None`` is allowed only when a plan is frozen. ``checkpoint`` is called with
     ``sealed`` and ``planned``.
+
+    ``risk`` is the ``[risk]`` configuration of the risk stage (docs/spec-12-risk.md; ``None``
+    plans without it): the trading states, the kill switch's mark, ``price_times`` (when each
+    price was taken, UTC), the planning instant (``clock``), the previous prices and the
+    venues' recent orders are read then and frozen with the plan. Its denials are stored
+    (``Ledger.record_risk_denials``, stage ``plan``).
     """
+    return _load_or_freeze(
+        ledger,
+        bar,
+        prices=prices,
+        budgets=budgets,
+        instruments=instruments,
+        routing=routing,
+        total_capital=total_capital,
+        account=account,
+        halted_venues=halted_venues,
+        sealed_by=sealed_by,
+        checkpoint=checkpoint,
+        risk=risk,
+        price_times=price_times,
+        clock=clock,
+    )[1]
+
+
+def _load_or_freeze(
+    ledger: Ledger,
+    bar: Bar,
+    *,
+    prices: Mapping[str, Decimal] | None,
+    budgets: Mapping[str, StrategyBudget] | None,
+    instruments: InstrumentTable,
+    routing: RoutingConfig,
+    total_capital: Decimal,
+    account: str,
+    halted_venues: Collection[Venue] | None,
+    sealed_by: str,
+    checkpoint: Callable[[str], None],
+    risk: RiskConfig | None,
+    price_times: Mapping[str, datetime] | None,
+    clock: Callable[[], datetime],
+) -> tuple[PlanInputs, BarPlan]:
+    """:func:`load_or_freeze_plan`, returning the plan's inputs too (the send gate needs them)."""
     stored = ledger.frozen_plan(bar)
     if stored is None:
         ledger.seal_bar(bar, by=sealed_by)
@@ -631,24 +898,41 @@ def load_or_freeze_plan(
         intents = tuple(ledger.intents_for_bar(bar))
         positions = dict(ledger.positions())
         halted = ledger.halted_venues() if halted_venues is None else halted_venues
+        relevant = relevant_instruments(instruments, intents, positions, routing)
+        risk_inputs = None
+        if risk is not None:
+            symbols = {i.symbol for i in intents} | {m for _, m in positions} | set(relevant)
+            risk_inputs = _risk_inputs(
+                ledger,
+                bar,
+                risk,
+                prices=prices,
+                price_times=price_times,
+                positions=positions,
+                symbols=symbols,
+                total_capital=total_capital,
+                planned_at=clock(),
+            )
         inputs = PlanInputs(
             bar=bar,
             intents=intents,
             positions=positions,
             budgets=None if budgets is None else dict(budgets),
             prices=dict(prices),
-            instruments=relevant_instruments(instruments, intents, positions, routing),
+            instruments=relevant,
             routing=routing,
             total_capital=total_capital,
             account=account,
             halted_venues=frozenset(Venue(v) for v in halted),
+            risk=risk_inputs,
         )
         plan = _plan_of(inputs)
         text, digest = freeze(inputs, plan.orders)
         stored = ledger.freeze_plan(bar, text, digest)
         if stored == (text, digest):
+            ledger.record_risk_denials(bar, "plan", plan.risk_denials())
             checkpoint("planned")
-            return plan
+            return inputs, plan
     text, digest = stored
     try:
         inputs = thaw(text)
@@ -664,24 +948,107 @@ def load_or_freeze_plan(
             f"(digest {rebuilt[:12]}) than the frozen ones ({digest[:12]}); nothing is sent. "
             "Did the planning code change since the bar was planned?"
         )
+    if inputs.risk is not None:
+        ledger.record_risk_denials(bar, "plan", plan.risk_denials())  # once per bar
     checkpoint("planned")
-    return plan
+    return inputs, plan
+
+
+def _send_gate(ledger: Ledger, bar: Bar, inputs: PlanInputs, plan: BarPlan) -> BarPlan:
+    """Return the plan to send: the frozen one, or it planned again under stricter states.
+
+    When the trading states are stricter now than when the plan was frozen, the frozen inputs
+    are planned again under the stricter ones (docs/spec-12-risk.md §12.6): an operator's
+    ``halt`` or ``reduce-only`` (or the kill switch) after the freeze takes effect here, as
+    long as none of the bar's orders is journaled yet. The stricter states are stored first
+    (``Ledger.record_send_gate``, only ever made stricter), so every re-run of the bar plans
+    again under the same ones and journals the same orders; their denials are stored with
+    stage ``send``. Once an order is journaled the bar is being sent and keeps its states.
+    """
+    if inputs.risk is None:
+        return plan
+    frozen = inputs.risk
+    gate = ledger.send_gate(bar)
+    if not ledger.orders(bar):
+        live = ledger.trading_status()
+        book = frozen.trading_state if gate is None else gate.trading_state
+        venues = dict(frozen.venue_states if gate is None else gate.venue_states)
+        detail = frozen.state_detail if gate is None else gate.state_detail
+        details = dict(frozen.venue_details if gate is None else gate.venue_details)
+        stricter = False
+        if live.book.rank > book.rank:
+            book, detail, stricter = live.book, live.detail(BOOK), True
+        for venue in Venue:
+            own = venues.get(venue, TradingState.ACTIVE)
+            if live.venue(venue).rank > own.rank:
+                venues[venue] = live.venue(venue)
+                details[venue] = live.detail(venue.value)
+                stricter = True
+        if stricter:
+            gate = ledger.record_send_gate(
+                bar,
+                trading_state=book,
+                venue_states=venues,
+                state_detail=detail,
+                venue_details=details,
+            )
+    if gate is None:
+        return plan
+    risk = replace(
+        frozen,
+        trading_state=gate.trading_state,
+        venue_states=dict(gate.venue_states),
+        state_detail=gate.state_detail,
+        venue_details=dict(gate.venue_details),
+    )
+    gated = _plan_of(replace(inputs, risk=risk))
+    ledger.record_risk_denials(bar, "send", gated.risk_denials())
+    return gated
+
+
+def _pacing(risk: RiskConfig | None) -> dict[Venue, RateLimit]:
+    """Each venue's send pacing: ``orders_per_second`` as a token bucket (docs/spec-12 §12.4)."""
+    if risk is None:
+        return {}
+    out: dict[Venue, RateLimit] = {}
+    for name, limits in risk.venues.items():
+        if limits.orders_per_second is not None:
+            rate = limits.orders_per_second
+            out[Venue(name)] = RateLimit(rate, burst=max(1, int(rate)))
+    return out
 
 
 def _execution_of(row: Mapping[str, Any], fills: Sequence[BrokerFill]) -> BrokerExecution:
     """Return what the journal says the venue did with one order.
 
-    That is its journaled fills (quantity, VWAP, fees), or the venue's cumulative figures
-    when it reported no fill details.
+    That is its journaled fills (quantity, VWAP, fees by :class:`~.orders.FeeKind`: the quote
+    fee, the fee taken in the base currency, each third currency's), or the venue's cumulative
+    figures when it reported no fill details (their fee is in the quote currency). Fills whose
+    fees are not all in the quote currency but do not add up to the order's filled quantity
+    cannot be settled: which fee the missing executions paid, in what, is unknown.
     """
     filled = sum((f.qty for f in fills), Decimal(0))
     if not fills or filled != row["filled_qty"]:
+        in_kind = [f.fill_id for f in fills if f.fee_kind is not FeeKind.QUOTE]
+        if in_kind:
+            raise BarIncompleteError(
+                f"order {row['client_order_id']} ({row['symbol']}): its journaled fills add up "
+                f"to {filled}, the venue says {row['filled_qty']} filled, and fill(s) "
+                f"{', '.join(in_kind)} paid a fee outside the quote currency: the fees of the "
+                "missing executions are unknown; run the bar again once the venue reports them"
+            )
         # The venue reported cumulative figures without (all) the executions: trust them.
         qty = row["filled_qty"]
         return BrokerExecution(
             filled_qty=qty, avg_price=row["avg_price"] if qty else None, fee=row["fee"]
         )
-    fee = sum((f.fee for f in fills), Decimal(0))
+    fee = sum((f.fee for f in fills if f.fee_kind is FeeKind.QUOTE), Decimal(0))
+    base_fee = sum((f.fee for f in fills if f.fee_kind is FeeKind.BASE), Decimal(0))
+    other: dict[str, Decimal] = {}
+    for f in fills:
+        if f.fee_kind is FeeKind.OTHER and f.fee:
+            currency = str(f.fee_currency)
+            other[currency] = exact.add(other.get(currency, Decimal(0)), f.fee)
     avg = row["avg_price"]
     notional = sum((exact.multiply(f.qty, f.price) for f in fills), Decimal(0))
     try:
@@ -690,7 +1057,13 @@ def _execution_of(row: Mapping[str, Any], fills: Sequence[BrokerFill]) -> Broker
         vwap = None
     if vwap is not None and (avg is None or vwap != avg):
         avg = vwap
-    return BrokerExecution(filled_qty=filled, avg_price=avg, fee=fee)
+    return BrokerExecution(
+        filled_qty=filled,
+        avg_price=avg,
+        fee=fee,
+        base_fee=base_fee,
+        other_fees=tuple(sorted(other.items())),
+    )
 
 
 def _mode_of(broker: object) -> str:
@@ -720,6 +1093,11 @@ def run_bar(
     poll_s: float = 0.5,
     rate_limits: Mapping[Venue, RateLimit] | None = None,
     sealed_by: str = "run_bar",
+    runner: str | None = None,
+    lease_s: float = DEFAULT_LEASE_S,
+    risk: RiskConfig | None = DEFAULT_RISK,
+    price_times: Mapping[str, datetime] | None = None,
+    clock: Callable[[], datetime] = _utc_now,
 ) -> BarRun:
     """Run one bar end to end; safe to call again for the same bar after any failure.
 
@@ -738,6 +1116,17 @@ def run_bar(
     bar again. ``prices`` may be ``None`` once the bar is planned. ``halted_venues`` defaults
     to the ledger's. Each order is journaled ``live`` when its broker's ``mode`` attribute is
     ``"live"``, else ``paper``.
+
+    Running a bar is exclusive across processes (:mod:`~allocator.execution.lease`): the bar is
+    sealed, then its lease is taken for ``runner`` (default ``sealed_by``) before anything is
+    planned, journaled or sent, renewed while the bar runs and given up at the end. A bar whose
+    lease a live runner holds raises :class:`~allocator.errors.BarLeasedError` (nothing sent);
+    one held by a runner proven gone, or expired (``lease_s``), is taken over.
+
+    The risk stage (docs/spec-12-risk.md): ``risk``, ``price_times`` and ``clock`` go to
+    :func:`load_or_freeze_plan`; before anything is journaled the send-time gate applies a
+    trading state set after the freeze (an operator's halt or reduce-only), and each venue's
+    ``orders_per_second`` paces its orders (unless ``rate_limits`` names the venue).
     """
     if ledger.bar_done(bar):
         return BarRun(bar=bar, outcome=None)
@@ -746,7 +1135,71 @@ def run_bar(
         raise BarAbandonedError(
             f"bar {bar} was abandoned by {status.abandoned_by}: {status.abandoned_reason}"
         )
-    plan = load_or_freeze_plan(
+    if status is None:
+        ledger.seal_bar(bar, by=sealed_by)
+    with hold_bar(ledger, bar, label=runner or sealed_by, lease_s=lease_s) as lease:
+        if ledger.bar_done(bar):  # settled by the runner that held the lease before us
+            return BarRun(bar=bar, outcome=None)
+        held = ledger.bar_status(bar)
+        if held is not None and held.state is BarState.ABANDONED:  # by the holder before us
+            raise BarAbandonedError(
+                f"bar {bar} was abandoned by {held.abandoned_by}: {held.abandoned_reason}"
+            )
+        return _run_leased(
+            lease,
+            ledger=ledger,
+            brokers=brokers,
+            bar=bar,
+            prices=prices,
+            budgets=budgets,
+            instruments=instruments,
+            routing=routing,
+            total_capital=total_capital,
+            account=account,
+            cash_quantum=cash_quantum,
+            fee_model=fee_model,
+            checkpoint=checkpoint,
+            lookups=lookups,
+            lookup_delay_s=lookup_delay_s,
+            halted_venues=halted_venues,
+            fill_timeout_s=fill_timeout_s,
+            poll_s=poll_s,
+            rate_limits={**_pacing(risk), **(rate_limits or {})},
+            sealed_by=sealed_by,
+            risk=risk,
+            price_times=price_times,
+            clock=clock,
+        )
+
+
+def _run_leased(
+    lease: BarLease,
+    *,
+    ledger: Ledger,
+    brokers: Mapping[Venue, Broker],
+    bar: Bar,
+    prices: Mapping[str, Decimal] | None,
+    budgets: Mapping[str, StrategyBudget] | None,
+    instruments: InstrumentTable,
+    routing: RoutingConfig,
+    total_capital: Decimal,
+    account: str,
+    cash_quantum: Decimal,
+    fee_model: FeeModel | None,
+    checkpoint: Callable[[str], None],
+    lookups: int,
+    lookup_delay_s: float,
+    halted_venues: Collection[Venue] | None,
+    fill_timeout_s: float,
+    poll_s: float,
+    rate_limits: Mapping[Venue, RateLimit] | None,
+    sealed_by: str,
+    risk: RiskConfig | None,
+    price_times: Mapping[str, datetime] | None,
+    clock: Callable[[], datetime],
+) -> BarRun:
+    """:func:`run_bar` once its lease is held: plan, journal, send, settle (see there)."""
+    inputs, plan = _load_or_freeze(
         ledger,
         bar,
         prices=prices,
@@ -758,19 +1211,25 @@ def run_bar(
         halted_venues=halted_venues,
         sealed_by=sealed_by,
         checkpoint=checkpoint,
+        risk=risk,
+        price_times=price_times,
+        clock=clock,
     )
+    plan = _send_gate(ledger, bar, inputs, plan)
     missing = sorted({o.venue.value for o in plan.orders if o.venue not in brokers})
     if missing:
         raise BarIncompleteError(f"bar {bar}: no broker for venue(s) {', '.join(missing)}")
     # Each venue's mode as its broker says (SPEC §8: sim, paper or live); a broker without a
     # recognised mode (a test double) is journaled ``sim``, never ``live``.
     modes = {venue: _mode_of(broker) for venue, broker in brokers.items()}
+    lease.check()
     ledger.journal_orders(bar, account, plan.orders, modes=modes)
     checkpoint("journaled")
     journal = {str(r["client_order_id"]): r for r in ledger.orders(bar)}
     pending = [
         o for o in plan.orders if not OrderState(journal[o.client_order_id]["state"]).is_final
     ]
+    lease.check()
     acked: set[str] = set()
     filled: dict[str, Decimal] = {}
 
@@ -818,6 +1277,7 @@ def run_bar(
             row, journaled_fills.get(order.client_order_id, ())
         )
     result = settle_bar(plan, executions, cash_quantum=cash_quantum, fee_model=fee_model)
+    lease.check()
     checkpoint("recording")
     ledger.record_bar(bar, result, ())
     checkpoint("recorded")

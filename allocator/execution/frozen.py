@@ -12,6 +12,11 @@ stored text and digest, :func:`thaw` reads the text back, :func:`orders_digest` 
 of the orders' canonical JSON. Decimals are written as their exact text, so a round trip gives
 equal values (and equal exponents, so the rebuilt orders print the same).
 
+The risk stage's inputs (docs/spec-12-risk.md) are stored under ``risk``: the ``[risk]``
+configuration, the book's and the venues' trading states with who set them, the planning
+instant, the prices' times, the previous bar's prices and the venues' recent order counts. A
+plan frozen before the stage existed has no ``risk`` and is rebuilt without it.
+
 Why the instruments are stored (only those of the symbols involved): a change of the symbol
 table between two runs would change the plan; with them stored, the rebuilt plan is a function
 of the stored text alone, and the digest check catches only what it should, a code change.
@@ -23,14 +28,16 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from allocator.config import RoutingConfig
+from allocator.config import RiskConfig, RiskLimits, RoutingConfig
 from allocator.execution.instruments import Instrument, InstrumentTable
 from allocator.execution.orders import AssetClass, NetOrder, Venue
 from allocator.execution.records import Bar, Intent, StrategyBudget
-from allocator.states import StrategyState
+from allocator.execution.risk import RiskInputs
+from allocator.states import StrategyState, TradingState
 
 __all__ = ["FORMAT", "PlanInputs", "freeze", "orders_digest", "orders_json", "thaw"]
 
@@ -52,6 +59,7 @@ class PlanInputs:
     total_capital: Decimal
     account: str
     halted_venues: frozenset[Venue]
+    risk: RiskInputs | None = None
 
 
 def _d(value: Decimal) -> str:
@@ -145,7 +153,73 @@ def _inputs_json(inputs: PlanInputs) -> dict[str, Any]:
             "crypto_exchange": inputs.routing.crypto_exchange,
         },
         "halted_venues": sorted(v.value for v in inputs.halted_venues),
+        **({} if inputs.risk is None else {"risk": _risk_json(inputs.risk)}),
     }
+
+
+def _limits_json(limits: Any) -> dict[str, str | None]:
+    return {
+        name: None if getattr(limits, name) is None else _d(getattr(limits, name))
+        for name in RiskLimits.KEYS
+    }
+
+
+def _risk_json(risk: RiskInputs) -> dict[str, Any]:
+    """Return the risk stage's inputs as JSON: the config, the states, the clock."""
+    c = risk.config
+
+    def opt(value: Decimal | None) -> str | None:
+        return None if value is None else _d(value)
+
+    return {
+        "config": {
+            **_limits_json(c),
+            "max_gross_exposure": opt(c.max_gross_exposure),
+            "max_price_age_s": c.max_price_age_s,
+            "max_price_move": opt(c.max_price_move),
+            "max_orders_per_bar": c.max_orders_per_bar,
+            "kill_drawdown": opt(c.kill_drawdown),
+            "kill_daily_loss": opt(c.kill_daily_loss),
+            "asset_classes": {k: _limits_json(v) for k, v in sorted(c.asset_classes.items())},
+            "instruments": {k: _limits_json(v) for k, v in sorted(c.instruments.items())},
+            "venues": {
+                k: {
+                    "orders_per_second": v.orders_per_second,
+                    "orders_per_minute": v.orders_per_minute,
+                }
+                for k, v in sorted(c.venues.items())
+            },
+        },
+        "trading_state": risk.trading_state.value,
+        "venue_states": {v.value: s.value for v, s in sorted(risk.venue_states.items())},
+        "state_detail": risk.state_detail,
+        "venue_details": {v.value: d for v, d in sorted(risk.venue_details.items())},
+        "planned_at": None if risk.planned_at is None else risk.planned_at.isoformat(),
+        "price_times": {m: t.isoformat() for m, t in sorted(risk.price_times.items())},
+        "previous_prices": {m: _d(p) for m, p in sorted(risk.previous_prices.items())},
+        "recent_orders": {v.value: list(n) for v, n in sorted(risk.recent_orders.items())},
+    }
+
+
+def _given(table: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``table`` without its ``None`` values (keys not set), sub-tables likewise."""
+    return {
+        k: _given(v) if isinstance(v, Mapping) else v for k, v in table.items() if v is not None
+    }
+
+
+def _risk_of(raw: Mapping[str, Any]) -> RiskInputs:
+    return RiskInputs(
+        config=RiskConfig.from_mapping(_given(raw["config"])),
+        trading_state=TradingState(raw["trading_state"]),
+        venue_states={Venue(v): TradingState(s) for v, s in raw["venue_states"].items()},
+        state_detail=str(raw["state_detail"]),
+        venue_details={Venue(v): str(d) for v, d in raw["venue_details"].items()},
+        planned_at=None if raw["planned_at"] is None else datetime.fromisoformat(raw["planned_at"]),
+        price_times={m: datetime.fromisoformat(t) for m, t in raw["price_times"].items()},
+        previous_prices={m: Decimal(p) for m, p in raw["previous_prices"].items()},
+        recent_orders={Venue(v): tuple(int(x) for x in n) for v, n in raw["recent_orders"].items()},
+    )
 
 
 def freeze(inputs: PlanInputs, orders: Sequence[NetOrder]) -> tuple[str, str]:
@@ -211,6 +285,7 @@ def thaw(text: str) -> PlanInputs:
             crypto_exchange=str(routing["crypto_exchange"]),
         ),
         halted_venues=frozenset(Venue(v) for v in raw["halted_venues"]),
+        risk=None if "risk" not in raw else _risk_of(raw["risk"]),
     )
 
 

@@ -32,7 +32,7 @@ from allocator.errors import InputError
 from allocator.execution.instruments import InstrumentTable
 from allocator.execution.orders import AssetClass
 from allocator.execution.reasons import Reason
-from allocator.execution.records import Intent, parse_bar
+from allocator.execution.records import Bar, Intent, parse_bar
 
 __all__ = [
     "DEFAULT_MAX_INTENT_QTY",
@@ -211,6 +211,8 @@ def check_intents(
     oldest_end = None if now is None else now - bar_tolerance * bar_interval
     kept: dict[str, Intent] = {}
     refused: list[RowRefusal] = []
+    bars: dict[str, Bar] = {}  # a batch names few bars: parse each text once
+    stale_of: dict[str, bool] = {}
     for number, row in rows:
         key = (row.get("intent_id") or "").strip()
         shown = key if len(key) <= MAX_TEXT["intent_id"] and key.isprintable() else _show(key)
@@ -253,11 +255,14 @@ def check_intents(
                 f"asset_class {_show(row['asset_class'].strip())} is not known",
             )
             continue
-        try:
-            bar = parse_bar(row["bar"])
-        except ValueError as exc:
-            refuse(Reason.INVALID, f"bar: {exc}")
-            continue
+        bar_text = row["bar"]
+        bar = bars.get(bar_text)
+        if bar is None:
+            try:
+                bar = bars[bar_text] = parse_bar(bar_text)
+            except ValueError as exc:
+                refuse(Reason.INVALID, f"bar: {exc}")
+                continue
         if strategies is not None and strategy not in strategies:
             refuse(Reason.UNKNOWN_STRATEGY, f"strategy {strategy!r} is not registered")
             continue
@@ -278,7 +283,10 @@ def check_intents(
         if inst is not None and not inst.is_lot_multiple(qty):
             refuse(Reason.INVALID, f"qty {qty} is not a multiple of the lot size {inst.lot_size}")
             continue
-        if oldest_end is not None and bar.end() < oldest_end:
+        stale = stale_of.get(bar.key)
+        if stale is None:
+            stale = stale_of[bar.key] = oldest_end is not None and bar.end() < oldest_end
+        if stale:
             refuse(
                 Reason.STALE_BAR, f"bar {bar} is older than the tolerance of {bar_tolerance} bar(s)"
             )

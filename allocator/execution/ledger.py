@@ -36,6 +36,8 @@ from allocator.execution.orders import (
     Venue,
 )
 from allocator.execution.records import Bar, GatedIntent, Intent, VirtualFill
+from allocator.execution.risk import RiskMark, SendGate, StateChange, TradingStatus
+from allocator.states import TradingState
 
 __all__ = [
     "BarState",
@@ -94,6 +96,11 @@ class BarStatus:
         When the bar was settled (UTC).
     abandoned_by, abandoned_reason : str or None
         Who abandoned the bar and why.
+    lease_owner : str or None
+        The runner holding the bar's lease (:class:`~allocator.execution.lease.LeaseOwner`
+        text), ``None`` when no one runs it.
+    lease_expires_at : datetime or None
+        Until when the lease holds unless renewed (UTC).
     """
 
     bar: str
@@ -106,6 +113,8 @@ class BarStatus:
     settled_at: datetime | None = None
     abandoned_by: str | None = None
     abandoned_reason: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -266,6 +275,67 @@ class Ledger(Protocol):
         """
         ...
 
+    # -- the risk stage (docs/spec-12-risk.md; resources/ledger/risk.py) ----------------------
+
+    def cash(self) -> Mapping[str, Decimal]:
+        """Every strategy's cash (quote currency, + received), as recorded by the bars."""
+        ...
+
+    def trading_status(self) -> TradingStatus:
+        """Return the trading states in force (the journal's latest row of each scope)."""
+        ...
+
+    def set_trading_state(
+        self,
+        state: TradingState | str,
+        *,
+        by: str,
+        reason: str,
+        venue: Venue | str | None = None,
+        source: str = "operator",
+        bar: Bar | None = None,
+    ) -> StateChange:
+        """Journal a trading-state change of the book (or ``venue``) with who and why."""
+        ...
+
+    def record_mark(self, bar: Bar, equity: Decimal) -> RiskMark:
+        """Mark the book's equity at ``bar`` once; return the mark with its peak and start."""
+        ...
+
+    def record_prices(self, bar: Bar, prices: Mapping[str, Decimal]) -> None:
+        """Keep ``bar``'s reference prices (the price collar's previous prices)."""
+        ...
+
+    def previous_prices(self, bar: Bar, symbols: Collection[str]) -> Mapping[str, Decimal]:
+        """Return each symbol's price in the latest earlier bar that kept one."""
+        ...
+
+    def recent_venue_orders(
+        self, bar: Bar, windows_s: Sequence[int]
+    ) -> Mapping[Venue, tuple[int, ...]]:
+        """Return the orders earlier bars sent each venue within each window of bar time."""
+        ...
+
+    def record_risk_denials(self, bar: Bar, stage: str, denials: Sequence[GatedIntent]) -> None:
+        """Store the risk stage's denials of ``bar`` at ``stage`` (``plan``/``send``) once."""
+        ...
+
+    def send_gate(self, bar: Bar) -> SendGate | None:
+        """Return the stricter states ``bar`` is sent under; ``None``: its frozen ones."""
+        ...
+
+    def record_send_gate(
+        self,
+        bar: Bar,
+        *,
+        trading_state: TradingState,
+        venue_states: Mapping[Venue, TradingState],
+        state_detail: str,
+        venue_details: Mapping[Venue, str],
+    ) -> SendGate:
+        """Store (or make stricter) the states ``bar`` is sent under and return them."""
+        ...
+
     # -- the bar's lifecycle (docs/decisions/0012-live-bar-path.md) ---------------------------
 
     def seal_bar(self, bar: Bar, *, by: str) -> BarStatus:
@@ -297,6 +367,33 @@ class Ledger(Protocol):
 
     def refusals(self, bar: Bar | None = None) -> Sequence[RowRefusal]:
         """Return the intents refused after they reached the ledger (``late``), oldest first."""
+        ...
+
+    # -- who runs the bar (allocator/execution/lease.py) --------------------------------------
+
+    def claim_bar(
+        self,
+        bar: Bar,
+        owner: str,
+        *,
+        now: datetime,
+        until: datetime,
+        replacing: str | None = None,
+    ) -> bool:
+        """Take the sealed ``bar``'s lease for ``owner`` until ``until``, atomically.
+
+        One conditional update: it succeeds only when no one holds the lease, ``owner`` does,
+        the lease expired before ``now``, or its holder is ``replacing`` (one the caller proved
+        gone). Return whether ``owner`` holds it now.
+        """
+        ...
+
+    def renew_bar_lease(self, bar: Bar, owner: str, *, until: datetime) -> bool:
+        """Extend ``owner``'s lease of ``bar`` to ``until``; ``False`` when it is not theirs."""
+        ...
+
+    def release_bar_lease(self, bar: Bar, owner: str) -> bool:
+        """Give ``owner``'s lease of ``bar`` up; ``False`` when it was not theirs."""
         ...
 
     # -- the bar lane (the sensor's and the operator's; resources/ledger/lanes.py) ------------

@@ -36,6 +36,7 @@ __all__ = [
     "BrokerExecution",
     "BrokerFill",
     "BrokerOrder",
+    "FeeKind",
     "NetOrder",
     "OrderRequest",
     "OrderState",
@@ -43,6 +44,7 @@ __all__ = [
     "SubmitOutcome",
     "Venue",
     "client_order_id",
+    "fee_kind",
     "submit_idempotently",
 ]
 
@@ -254,6 +256,47 @@ class BrokerFill:
     ts: datetime | None = None
     fee_currency: str | None = None
 
+    @property
+    def fee_kind(self) -> FeeKind:
+        """Which :class:`FeeKind` the fee is (quote, base or a third currency)."""
+        return fee_kind(self.symbol, self.fee_currency)
+
+    @property
+    def position_change(self) -> Decimal:
+        """Signed base units the fill adds to the position (+ bought), net of a base fee."""
+        signed = self.qty if self.side is Side.BUY else -self.qty
+        return signed - self.fee if self.fee_kind is FeeKind.BASE else signed
+
+
+class FeeKind(enum.StrEnum):
+    """The currency a venue charged a fill's fee in, relative to the fill's symbol.
+
+    ``quote``: the quote currency (``fee_currency`` ``None`` or the quote of a ``BASE/QUOTE``
+    symbol), paid out of cash. ``base``: the symbol's base currency (a Binance buy pays in the
+    coin received), taken out of the position. ``other``: a third currency (BNB), recorded in
+    that currency, neither cash nor position.
+    """
+
+    QUOTE = "quote"
+    BASE = "base"
+    OTHER = "other"
+
+
+def fee_kind(symbol: str, fee_currency: str | None) -> FeeKind:
+    """Classify ``fee_currency`` against ``symbol`` (see :class:`FeeKind`).
+
+    Only a ``BASE/QUOTE`` symbol (ccxt's unified spot form) has a base currency; for any other
+    symbol a named currency is a third currency.
+    """
+    if fee_currency is None:
+        return FeeKind.QUOTE
+    base, slash, quote = symbol.partition("/")
+    if slash and fee_currency == quote:
+        return FeeKind.QUOTE
+    if slash and fee_currency == base:
+        return FeeKind.BASE
+    return FeeKind.OTHER
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BrokerOrder:
@@ -306,12 +349,19 @@ class BrokerExecution:
     avg_price : Decimal or None
         P: volume-weighted price, quote currency per base unit; ``None`` when nothing filled.
     fee : Decimal
-        The total fee, quote currency, >= 0.
+        The fee in the quote currency, >= 0.
+    base_fee : Decimal
+        The fee the venue took in the symbol's base currency (base units, >= 0): the position
+        grows by F − ``base_fee`` on a buy and shrinks by F + ``base_fee`` on a sell.
+    other_fees : tuple of (str, Decimal)
+        Fees in third currencies (BNB), ``(currency, amount >= 0)`` sorted by currency.
     """
 
     filled_qty: Decimal
     avg_price: Decimal | None
     fee: Decimal
+    base_fee: Decimal = Decimal(0)
+    other_fees: tuple[tuple[str, Decimal], ...] = ()
 
 
 @runtime_checkable

@@ -16,6 +16,10 @@ file per bar.
   "no prices" (an empty mapping: every entry in the bar is then refused ``no_price``); a file
   that exists is read strictly.
 * :func:`write_prices` writes one file atomically (a reader never sees half a file).
+* :func:`read_price_times` and :func:`bar_price_times` read the file's optional ``as_of``
+  column: when each price was taken (an ISO-8601 instant with a zone), which the risk stage's
+  price collar checks against ``[risk] max_price_age_s`` (docs/spec-12-risk.md); an empty
+  field means no known time.
 
 Why a malformed price fails the read instead of being skipped: a skipped row would look
 exactly like a symbol the source has no price for, and the bar would refuse or mis-value that
@@ -29,13 +33,22 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from allocator.errors import InputError
 from allocator.execution.inbox import read_rows
 
-__all__ = ["PRICE_COLUMNS", "bar_prices", "price_file", "read_prices", "write_prices"]
+__all__ = [
+    "PRICE_COLUMNS",
+    "bar_price_times",
+    "bar_prices",
+    "price_file",
+    "read_price_times",
+    "read_prices",
+    "write_prices",
+]
 
 PRICE_COLUMNS = ("symbol", "price")
 
@@ -79,6 +92,42 @@ def read_prices(path: str | Path) -> dict[str, Decimal]:
             raise InputError(source, number, f"symbol {symbol} is listed twice")
         prices[symbol] = price
     return prices
+
+
+def read_price_times(path: str | Path) -> dict[str, datetime]:
+    """Read the optional ``as_of`` column of a prices file: when each price was taken (UTC).
+
+    Raises
+    ------
+    InputError
+        An ``as_of`` that is not an ISO-8601 instant with a timezone (naming the row).
+    """
+    source = str(path)
+    times: dict[str, datetime] = {}
+    for number, row in read_rows(path, PRICE_COLUMNS):
+        text = (row.get("as_of") or "").strip()
+        if not text:
+            continue
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(
+                source, number, f"as_of {text[:40]!r} is not an ISO-8601 instant"
+            ) from None
+        if moment.tzinfo is None:
+            raise InputError(source, number, f"as_of {text!r} has no timezone (write it in UTC)")
+        times[(row.get("symbol") or "").strip()] = moment.astimezone(UTC)
+    return times
+
+
+def bar_price_times(location: str | Path | None, bar_key: str) -> dict[str, datetime]:
+    """Read bar ``bar_key``'s price times from a file-or-folder ``location`` (none: empty)."""
+    if location is None or str(location) == "":
+        return {}
+    path = price_file(location, bar_key)
+    if not path.is_file():
+        return {}
+    return read_price_times(path)
 
 
 def price_file(location: str | Path, bar_key: str) -> Path:

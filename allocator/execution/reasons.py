@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["BY_CODE", "PASSED", "SPEC7_REASONS", "Reason"]
+__all__ = ["BY_CODE", "PASSED", "RISK_REASONS", "SPEC7_REASONS", "Reason"]
 
 
 class Reason(enum.StrEnum):
@@ -46,7 +46,11 @@ class Reason(enum.StrEnum):
 
     # An intent's outcome (gating, routing, the order-level cuts; SPEC §7).
     BENCHED = "benched", "the strategy is benched by the correlation rule: it takes no entries"
-    HALTED = "halted", "the strategy is halted by its drawdown breaker: it takes no entries"
+    HALTED = (
+        "halted",
+        "the strategy is halted by its drawdown breaker (no entries), or the book or the "
+        "venue is halted by an operator (nothing is sent)",
+    )
     BUDGET = "budget", "the entry would take gross notional beyond capital × max leverage"
     NO_PRICE = "no_price", "a symbol involved has no reference price in this bar"
     UNKNOWN_SYMBOL = "unknown_symbol", "the symbol is not in the symbol table"
@@ -54,6 +58,14 @@ class Reason(enum.StrEnum):
     MIN_NOTIONAL = "min_notional", "the net order's notional is below the instrument's minimum"
     INVALID = "invalid", "a field is missing, malformed or contradicts the symbol table"
     LATE = "late", "the intent is for a bar that is already sealed"
+    # The pre-trade risk stage (docs/spec-12-risk.md, the project's §12).
+    REDUCING = "reducing", "the book or the venue is reducing: exits only, no symbol's net grows"
+    RISK_NOTIONAL = "risk_notional", "the net order's notional would exceed max_order_notional"
+    RISK_QTY = "risk_qty", "the net order's quantity would exceed max_order_qty"
+    RISK_POSITION = "risk_position", "the book's net in the symbol would exceed max_symbol_position"
+    RISK_EXPOSURE = "risk_exposure", "the book's gross exposure would exceed max_gross_exposure"
+    RISK_PRICE = "risk_price", "the reference price is stale or moved beyond the price collar"
+    RISK_RATE = "risk_rate", "beyond max_orders_per_bar or the venue's order rate limit"
     # A submitted row refused by the inbox before it is stored.
     UNKNOWN_STRATEGY = "unknown_strategy", "the strategy is not registered"
     UNKNOWN_ASSET_CLASS = "unknown_asset_class", "the asset class is not one of SPEC §8's"
@@ -62,6 +74,9 @@ class Reason(enum.StrEnum):
     # A submitted row refused by the ledger against what it already stores.
     CONFLICT = "conflict", "the intent id is already stored with other content"
     RESTATED = "restated", "the return is already stored with another value (not a correction)"
+    # A daily return refused by the strategy gateway (docs/decisions/0015-strategy-gateway.md).
+    SETTLED = "settled", "the session is settled: an allocation was published from its returns"
+    BACKDATED = "backdated", "the date is before the strategy's last stored return"
 
     @property
     def code(self) -> int:
@@ -94,6 +109,13 @@ BY_CODE: tuple[Reason | None, ...] = (
     Reason.NO_PRICE,
     Reason.MIN_NOTIONAL,
     Reason.ROUTING,
+    Reason.REDUCING,
+    Reason.RISK_NOTIONAL,
+    Reason.RISK_QTY,
+    Reason.RISK_POSITION,
+    Reason.RISK_EXPOSURE,
+    Reason.RISK_PRICE,
+    Reason.RISK_RATE,
 )
 """The reasons the gating kernel and the bar's plan emit, indexed by their ``int8`` code."""
 
@@ -110,6 +132,28 @@ SPEC7_REASONS = frozenset(
         Reason.MIN_NOTIONAL,
         Reason.INVALID,
         Reason.LATE,
+        Reason.REDUCING,
+        Reason.RISK_NOTIONAL,
+        Reason.RISK_QTY,
+        Reason.RISK_POSITION,
+        Reason.RISK_EXPOSURE,
+        Reason.RISK_PRICE,
+        Reason.RISK_RATE,
     }
 )
-"""The reasons SPEC §7 lists for an intent's outcome (the rest refuse a submitted row)."""
+"""The reasons SPEC §7 lists for an intent's outcome, with §12's risk reasons (the rest refuse a
+submitted row)."""
+
+RISK_REASONS = frozenset(
+    {
+        Reason.HALTED,
+        Reason.REDUCING,
+        Reason.RISK_NOTIONAL,
+        Reason.RISK_QTY,
+        Reason.RISK_POSITION,
+        Reason.RISK_EXPOSURE,
+        Reason.RISK_PRICE,
+        Reason.RISK_RATE,
+    }
+)
+"""The reasons the risk stage gives (docs/spec-12-risk.md); ``halted`` is shared with gating."""

@@ -5,7 +5,9 @@ the ledger expects (:class:`~.ledger.LedgerExpectation`). Every difference is re
 :class:`Difference`; a report with any difference means new entries on that venue are halted
 until a person resolves it. Nothing is overwritten here. :func:`record_report` stores a report
 through the :class:`~.ledger.Ledger` protocol (differences halt the venue, a clean report clears
-its halts); :func:`reconcile_at_start` does both for every venue before a bar trades; and
+its halts); :func:`reconcile_venue` does both for one venue (the bar's and the operator's one
+path, the crypto baseline included) and :func:`reconcile_at_start` for every venue before a bar
+trades; and
 :func:`halt_check` is the pure verdict an asset check (or any monitor) draws from the halts in
 force.
 
@@ -22,7 +24,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from allocator.execution.ledger import ExpectedOrder, Ledger, ReconciliationRecord
+from allocator.execution.ledger import (
+    ExpectedOrder,
+    Ledger,
+    LedgerExpectation,
+    ReconciliationRecord,
+)
 from allocator.execution.orders import Broker, BrokerOrder, Venue
 
 __all__ = [
@@ -32,10 +39,12 @@ __all__ = [
     "HaltCheck",
     "ReconciliationReport",
     "RecordedReconciliation",
+    "VenueReconciliation",
     "baseline_of",
     "halt_check",
     "reconcile",
     "reconcile_at_start",
+    "reconcile_venue",
     "record_report",
 ]
 
@@ -269,6 +278,57 @@ def _holds_balances(venue: Venue, broker: Broker) -> bool:
     return venue is Venue.CCXT and getattr(broker, "mode", "sim") in ("paper", "live")
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VenueReconciliation:
+    """One venue compared and recorded by :func:`reconcile_venue`.
+
+    What the ledger expected, the report and what was stored.
+    """
+
+    expected: LedgerExpectation
+    report: ReconciliationReport
+    recorded: RecordedReconciliation
+
+
+def reconcile_venue(
+    ledger: Ledger,
+    venue: Venue | str,
+    broker: Broker,
+    *,
+    source: str,
+    expected: LedgerExpectation | None = None,
+    label: str | None = None,
+) -> VenueReconciliation:
+    """Compare one venue with the ledger and record the report (SPEC §9).
+
+    The one path of reconciliation, for the bar (:func:`reconcile_at_start`) and the operator's
+    ``allocator broker reconcile`` alike. The venue's positions and open orders are compared
+    with ``expected`` (default: the ledger's expectation of the venue, ``source`` naming who
+    asks); a crypto spot account in ``paper`` or ``live`` mode is compared net of its baseline
+    (:func:`baseline_of`: the balances present at its first reconciliation, recorded then,
+    never a difference), so a coin the allocator never traded does not halt it. ``label``
+    names the venue in the report (default the routing venue). A difference halts new entries
+    on the venue, a clean report clears its halt.
+    """
+    venue = Venue(venue)
+    if expected is None:
+        expected = ledger.expectation(venue, source=source)
+    positions = broker.positions()
+    report = reconcile(
+        label or venue.value,
+        venue_positions=positions,
+        venue_open_orders=broker.open_orders(),
+        ledger_positions=expected.positions,
+        ledger_open_orders=expected.open_orders,
+        ledger_uncertain=expected.uncertain,
+        baseline=baseline_of(ledger, venue, positions, expected.positions)
+        if _holds_balances(venue, broker)
+        else None,
+    )
+    recorded = record_report(ledger, venue, report, source=source)
+    return VenueReconciliation(expected=expected, report=report, recorded=recorded)
+
+
 def reconcile_at_start(
     ledger: Ledger, brokers: Mapping[Venue, Broker], *, source: str
 ) -> dict[str, RecordedReconciliation | str]:
@@ -288,19 +348,8 @@ def reconcile_at_start(
         if expected.uncertain:
             outcome[venue.value] = f"skipped: {len(expected.uncertain)} order(s) in flight"
             continue
-        positions = broker.positions()
-        report = reconcile(
-            venue.value,
-            venue_positions=positions,
-            venue_open_orders=broker.open_orders(),
-            ledger_positions=expected.positions,
-            ledger_open_orders=expected.open_orders,
-            ledger_uncertain=expected.uncertain,
-            baseline=baseline_of(ledger, venue, positions, expected.positions)
-            if _holds_balances(venue, broker)
-            else None,
-        )
-        outcome[venue.value] = record_report(ledger, venue, report, source=source)
+        done = reconcile_venue(ledger, venue, broker, source=source, expected=expected)
+        outcome[venue.value] = done.recorded
     return outcome
 
 

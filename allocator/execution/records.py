@@ -174,7 +174,11 @@ class GatedIntent:
     routed_from : str or None
         The intent's own symbol when it was mapped to a proxy.
     detail : str
-        A note for a person (why a halted venue cut it, what routing found).
+        A note for a person (why a halted venue cut it, what routing found, which risk limit).
+    limit, value : Decimal or None
+        For a cut by the risk stage (docs/spec-12-risk.md): the limit that bound and the value
+        it was compared with, in the unit the ``detail`` names (quote currency, base units,
+        seconds, a fraction, a count); ``None`` when the reason has no figure (``halted``).
     """
 
     intent_id: str
@@ -185,6 +189,8 @@ class GatedIntent:
     reason: Reason | None
     routed_from: str | None = None
     detail: str = ""
+    limit: Decimal | None = None
+    value: Decimal | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -206,6 +212,13 @@ class VirtualFill:
         Quote currency, >= 0, only on external fills.
     internal : bool
         True for the part crossed against other strategies.
+    base_fee : Decimal
+        The strategy's share of a fee the venue took in the symbol's base currency (base units,
+        >= 0, only on external fills; a ccxt buy on Binance): it reduces the position, not the
+        cash, and need not be a whole number of lots (see :attr:`position_change`).
+    other_fees : tuple of (str, Decimal)
+        The strategy's share of fees in third currencies (``(currency, amount >= 0)`` sorted by
+        currency, e.g. ``("BNB", ...)``): recorded in that currency, neither cash nor position.
     """
 
     strategy: str
@@ -214,8 +227,15 @@ class VirtualFill:
     price: Decimal
     fee: Decimal
     internal: bool
+    base_fee: Decimal = Decimal(0)
+    other_fees: tuple[tuple[str, Decimal], ...] = ()
 
     @property
     def cash(self) -> Decimal:
         """Quote currency, + received: −qty × price − fee, exact."""
         return exact.subtract(exact.minus(exact.multiply(self.qty, self.price)), self.fee)
+
+    @property
+    def position_change(self) -> Decimal:
+        """Signed base units added to the strategy's position: ``qty − base_fee``, exact."""
+        return exact.subtract(self.qty, self.base_fee)

@@ -141,11 +141,22 @@ class VenueEntry:
     venue: Venue
     mode_variable: str
     build: Callable[[Mapping[str, str], Settings, TradingMode, float], Broker]
+    credentials: tuple[str, ...] = ()  # the variables its real adapter requires (names only)
 
 
 VENUES: Mapping[Venue, VenueEntry] = {
-    Venue.ALPACA: VenueEntry(venue=Venue.ALPACA, mode_variable="ALPACA_MODE", build=_alpaca),
-    Venue.CCXT: VenueEntry(venue=Venue.CCXT, mode_variable="CCXT_MODE", build=_ccxt),
+    Venue.ALPACA: VenueEntry(
+        venue=Venue.ALPACA,
+        mode_variable="ALPACA_MODE",
+        build=_alpaca,
+        credentials=("ALPACA_API_KEY", "ALPACA_SECRET_KEY"),
+    ),
+    Venue.CCXT: VenueEntry(
+        venue=Venue.CCXT,
+        mode_variable="CCXT_MODE",
+        build=_ccxt,
+        credentials=("CCXT_API_KEY", "CCXT_SECRET"),
+    ),
     Venue.IBKR: VenueEntry(venue=Venue.IBKR, mode_variable="IB_MODE", build=_ibkr),
 }
 MODE_VARIABLES: Mapping[Venue, str] = {v: e.mode_variable for v, e in VENUES.items()}

@@ -119,7 +119,8 @@ class Bars(Database):
         if bar is not None:
             query = query.where(v.c.bar == bar.key)
         with self.engine.connect() as conn:
-            return [_virtual_fill_of(r) for r in conn.execute(query)]
+            fees = _fees_by_fill(conn, bar)
+            return [_virtual_fill_of(r, fees) for r in conn.execute(query)]
 
     def virtual_fills_by_bar(self) -> dict[str, list[VirtualFill]]:
         """Every recorded bar's virtual fills (bars in order; by strategy, symbol, internal)."""
@@ -127,8 +128,27 @@ class Bars(Database):
         query = sa.select(v).order_by(v.c.bar, v.c.strategy, v.c.symbol, v.c.internal)
         out: dict[str, list[VirtualFill]] = {}
         with self.engine.connect() as conn:
+            fees = _fees_by_fill(conn, None)
             for r in conn.execute(query):
-                out.setdefault(r.bar, []).append(_virtual_fill_of(r))
+                out.setdefault(r.bar, []).append(_virtual_fill_of(r, fees))
+        return out
+
+    def fees_in_kind(self) -> dict[str, dict[str, Decimal]]:
+        """Every strategy's fees paid in a third currency (BNB), summed per currency over the
+        recorded bars: strategy -> currency -> amount (>= 0). They are neither cash nor a
+        position (docs/decisions/0016-ccxt-fees-and-bar-leases.md); base-coin fees are in the
+        positions already."""
+        v = t.virtual_fees
+        query = (
+            sa.select(v.c.strategy, v.c.currency, v.c.amount)
+            .where(v.c.in_base.is_(False))
+            .order_by(v.c.strategy, v.c.currency, v.c.bar, v.c.symbol)
+        )
+        out: dict[str, dict[str, Decimal]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                held = out.setdefault(str(r.strategy), {})
+                held[str(r.currency)] = exact.add(held.get(str(r.currency), Decimal(0)), r.amount)
         return out
 
     def broker_fills(self) -> list[BrokerFill]:
@@ -197,7 +217,51 @@ class Bars(Database):
             }
 
 
-def _virtual_fill_of(r: Any) -> VirtualFill:
+def base_currency(symbol: str) -> str:
+    """The base currency of a ``BASE/QUOTE`` symbol (what ``virtual_fees`` names a base fee)."""
+    return symbol.partition("/")[0]
+
+
+def _fees_in_kind(f: VirtualFill) -> list[tuple[str, Decimal, bool]]:
+    """A virtual fill's fees outside the quote currency as ``virtual_fees`` rows:
+    (currency, amount, in_base)."""
+    rows = [(c, a, False) for c, a in f.other_fees if a]
+    if f.base_fee:
+        rows.append((base_currency(f.symbol), f.base_fee, True))
+    return rows
+
+
+_FeeKey = tuple[str, str, str]  # (bar, strategy, symbol)
+
+
+def _fees_by_fill(
+    conn: Connection, bar: Bar | None
+) -> dict[_FeeKey, tuple[Decimal, tuple[tuple[str, Decimal], ...]]]:
+    """Each external virtual fill's base fee and third-currency fees, from ``virtual_fees``."""
+    v = t.virtual_fees
+    query = sa.select(v).order_by(v.c.bar, v.c.strategy, v.c.symbol, v.c.currency)
+    if bar is not None:
+        query = query.where(v.c.bar == bar.key)
+    base: dict[_FeeKey, Decimal] = {}
+    other: dict[_FeeKey, list[tuple[str, Decimal]]] = {}
+    for r in conn.execute(query):
+        key = (str(r.bar), str(r.strategy), str(r.symbol))
+        if r.in_base:
+            base[key] = r.amount
+        else:
+            other.setdefault(key, []).append((str(r.currency), r.amount))
+    return {
+        key: (base.get(key, Decimal(0)), tuple(other.get(key, ())))
+        for key in base.keys() | other.keys()
+    }
+
+
+def _virtual_fill_of(
+    r: Any, fees: dict[_FeeKey, tuple[Decimal, tuple[tuple[str, Decimal], ...]]]
+) -> VirtualFill:
+    base, other = (Decimal(0), ())
+    if not r.internal:  # fees are only ever on the external part
+        base, other = fees.get((str(r.bar), str(r.strategy), str(r.symbol)), (Decimal(0), ()))
     return VirtualFill(
         strategy=r.strategy,
         symbol=r.symbol,
@@ -205,6 +269,8 @@ def _virtual_fill_of(r: Any) -> VirtualFill:
         price=r.price,
         fee=r.fee,
         internal=bool(r.internal),
+        base_fee=base,
+        other_fees=other,
     )
 
 
@@ -246,11 +312,26 @@ def _write_virtual_fills(conn: Connection, bar: Bar, fills: Sequence[VirtualFill
             for f in fills
         ],
     )
+    fee_rows = [
+        {
+            "bar": bar.key,
+            "strategy": f.strategy,
+            "symbol": f.symbol,
+            "currency": currency,
+            "amount": amount,
+            "in_base": in_base,
+        }
+        for f in fills
+        for currency, amount, in_base in _fees_in_kind(f)
+    ]
+    if fee_rows:
+        conn.execute(sa.insert(t.virtual_fees), fee_rows)
     delta_pos: dict[tuple[str, str], Decimal] = {}
     delta_cash: dict[str, Decimal] = {}
     for f in fills:
         key = (f.strategy, f.symbol)
-        delta_pos[key] = exact.add(delta_pos.get(key, Decimal(0)), f.qty)
+        # a fee taken in the base coin comes out of the position (VirtualFill.position_change)
+        delta_pos[key] = exact.add(delta_pos.get(key, Decimal(0)), f.position_change)
         delta_cash[f.strategy] = exact.add(delta_cash.get(f.strategy, Decimal(0)), f.cash)
     p = t.positions
     held = {

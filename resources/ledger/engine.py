@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from allocator.settings import default_ledger_url
 
-__all__ = ["MIGRATIONS", "Database", "make_engine", "shown_url"]
+__all__ = ["MIGRATIONS", "Database", "make_engine", "migration_state", "shown_url"]
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -85,6 +85,35 @@ def _head_revision() -> str:
     if head is None:
         raise RuntimeError(f"no Alembic head revision under {MIGRATIONS}")
     return head
+
+
+def migration_state(url: str) -> tuple[str | None, str]:
+    """``(the ledger's revision, the scripts' head)`` of the ledger at ``url``, read without
+    migrating or creating anything (``allocator doctor``); the revision is ``None`` for a
+    database with no ``alembic_version`` table (never migrated).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``url`` is a SQLite file that does not exist (opening it would create it).
+    sqlalchemy.exc.DBAPIError
+        The database cannot be reached.
+    """
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:" and not Path(database).exists():
+            raise FileNotFoundError(database)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None, _head_revision()
+            stamped = [
+                r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+            ]
+    finally:
+        engine.dispose()
+    return (stamped[0] if len(stamped) == 1 else ",".join(stamped) or None), _head_revision()
 
 
 class Database:

@@ -13,15 +13,17 @@ harmless and a changed value is visible, never silent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from allocator.execution.inbox import ReturnRow, RowRefusal
+from allocator.config import ExecutionConfig
+from allocator.execution.inbox import ReturnRow, RowRefusal, check_intents
+from allocator.execution.instruments import InstrumentTable
 from allocator.execution.orders import AssetClass
 from allocator.execution.reasons import Reason
 from allocator.execution.records import Bar, Intent
@@ -29,7 +31,14 @@ from resources.ledger import schema as t
 from resources.ledger.engine import Database, chunks, insert_ignore, now
 from resources.ledger.sealing import closed_bars, lock_bars, store_refusals
 
-__all__ = ["Inbox", "PendingBar", "ReturnRecord", "SubmitReport", "register_names"]
+__all__ = [
+    "Inbox",
+    "PendingBar",
+    "ReturnRecord",
+    "SubmitReport",
+    "register_names",
+    "store_returns",
+]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,48 +99,20 @@ class Inbox(Database):
     # -- returns ------------------------------------------------------------------------------
 
     def submit_returns(
-        self, rows: Sequence[ReturnRow], *, correction: bool = False, source: str = "returns"
+        self,
+        rows: Sequence[ReturnRow],
+        *,
+        correction: bool = False,
+        source: str = "returns",
+        by: str = "allocator returns submit",
+        why: str = "",
     ) -> SubmitReport:
         """Store daily returns. A value already stored for (date, strategy) is unchanged when
         equal, refused (``restated``) when different unless ``correction``, in which case a
-        new version is added and the old one kept. A new strategy is registered."""
-        refused: list[RowRefusal] = []
-        accepted = unchanged = 0
+        new version is added, the old one kept and the correction journaled with ``by`` and
+        ``why`` (``return_corrections``). A new strategy is registered."""
         with self.engine.begin() as conn:
-            register_names(conn, {r.strategy for r in rows})
-            current = _current_returns(conn, {r.strategy for r in rows})
-            new_rows: list[dict[str, Any]] = []
-            for number, row in enumerate(rows, start=1):
-                stored = current.get((row.date, row.strategy))
-                if stored is not None and _same_return(stored[1], row.value):
-                    unchanged += 1
-                    continue
-                if stored is not None and not correction:
-                    refused.append(
-                        RowRefusal(
-                            source=source,
-                            row=number,
-                            key=f"{row.date}/{row.strategy}",
-                            reason=Reason.RESTATED,
-                            detail=f"already stored as {stored[1]!r}; submit it as a correction",
-                        )
-                    )
-                    continue
-                version = 1 if stored is None else stored[0] + 1
-                new_rows.append(
-                    {
-                        "date": row.date,
-                        "strategy": row.strategy,
-                        "version": version,
-                        "value": row.value,
-                        "correction": stored is not None,
-                        "submitted_at": now(),
-                    }
-                )
-                accepted += 1
-            if new_rows:
-                conn.execute(sa.insert(t.daily_returns), new_rows)
-        return SubmitReport(accepted=accepted, unchanged=unchanged, refused=tuple(refused))
+            return store_returns(conn, rows, correction=correction, source=source, by=by, why=why)
 
     def returns(self) -> list[ReturnRow]:
         """The current value of every (date, strategy), ordered by date then strategy."""
@@ -178,6 +159,7 @@ class Inbox(Database):
                 for r in conn.execute(sa.select(t.intents).where(t.intents.c.intent_id.in_(chunk))):
                     stored[r.intent_id] = _intent_of(r)
             new_rows = []
+            received = now()  # one transaction, one instant
             for number, intent in enumerate(intents, start=1):
                 earlier = stored.get(intent.intent_id)
                 if earlier is not None:
@@ -219,7 +201,7 @@ class Inbox(Database):
                         "asset_class": intent.asset_class.value,
                         "qty": intent.qty,
                         "bar": intent.bar.key,
-                        "received_at": now(),
+                        "received_at": received,
                     }
                 )
                 accepted += 1
@@ -227,6 +209,35 @@ class Inbox(Database):
                 conn.execute(sa.insert(t.intents), new_rows)
             store_refusals(conn, late, source=source)
         return SubmitReport(accepted=accepted, unchanged=unchanged, refused=tuple(refused))
+
+    def submit_intent_rows(
+        self,
+        rows: Sequence[tuple[int, Mapping[str, str]]],
+        source: str,
+        *,
+        execution: ExecutionConfig,
+        instruments: InstrumentTable | None,
+        now: datetime,
+        strategies: Iterable[str] | None = None,
+    ) -> tuple[SubmitReport, list[RowRefusal]]:
+        """Check submitted intent rows (:func:`~allocator.execution.inbox.check_intents`
+        against the registered strategies, the symbol table and ``execution``'s bar tolerance
+        and ``max_intent_qty``) and store the valid ones (:meth:`submit_intents`). The one
+        path of ``allocator intents submit`` and of the gateway's ``POST /v1/intents``.
+        ``strategies``: the names a row may carry, all registered (the gateway's caller,
+        whose token proves it registered); default every registered strategy.
+        Returns the ledger's report and the rows the checks refused."""
+        intents, refused = check_intents(
+            rows,
+            source,
+            strategies=set(self.strategies() if strategies is None else strategies),
+            instruments=instruments,
+            now=now,
+            bar_tolerance=execution.bar_tolerance,
+            bar_interval=timedelta(seconds=execution.bar_interval_seconds),
+            max_intent_qty=execution.max_intent_qty,
+        )
+        return self.submit_intents(intents, source=source), refused
 
     def intents_for_bar(self, bar: Bar) -> list[Intent]:
         query = (
@@ -258,6 +269,72 @@ class Inbox(Database):
             PendingBar(bar=bar, strategies=frozenset(names), first_received_at=first)
             for bar, (names, first) in sorted(by_bar.items())
         ]
+
+
+def store_returns(
+    conn: Connection,
+    rows: Sequence[ReturnRow],
+    *,
+    correction: bool,
+    source: str,
+    by: str,
+    why: str,
+) -> SubmitReport:
+    """:meth:`Inbox.submit_returns` inside the caller's transaction ``conn`` (the gateway
+    checks its own rules first, in the same transaction)."""
+    refused: list[RowRefusal] = []
+    accepted = unchanged = 0
+    register_names(conn, {r.strategy for r in rows})
+    current = _current_returns(conn, {r.strategy for r in rows})
+    new_rows: list[dict[str, Any]] = []
+    journal: list[dict[str, Any]] = []
+    for number, row in enumerate(rows, start=1):
+        stored = current.get((row.date, row.strategy))
+        if stored is not None and _same_return(stored[1], row.value):
+            unchanged += 1
+            continue
+        if stored is not None and not correction:
+            refused.append(
+                RowRefusal(
+                    source=source,
+                    row=number,
+                    key=f"{row.date}/{row.strategy}",
+                    reason=Reason.RESTATED,
+                    detail=f"already stored as {stored[1]!r}; submit it as a correction",
+                )
+            )
+            continue
+        version = 1 if stored is None else stored[0] + 1
+        current[(row.date, row.strategy)] = (version, row.value)
+        new_rows.append(
+            {
+                "date": row.date,
+                "strategy": row.strategy,
+                "version": version,
+                "value": row.value,
+                "correction": stored is not None,
+                "submitted_at": now(),
+            }
+        )
+        if stored is not None:
+            journal.append(
+                {
+                    "date": row.date,
+                    "strategy": row.strategy,
+                    "version": version,
+                    "old_value": stored[1],
+                    "new_value": row.value,
+                    "corrected_by": by[:200],
+                    "reason": why,
+                    "corrected_at": now(),
+                }
+            )
+        accepted += 1
+    if new_rows:
+        conn.execute(sa.insert(t.daily_returns), new_rows)
+    if journal:
+        conn.execute(sa.insert(t.return_corrections), journal)
+    return SubmitReport(accepted=accepted, unchanged=unchanged, refused=tuple(refused))
 
 
 def _intent_of(r: Any) -> Intent:

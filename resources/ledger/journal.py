@@ -152,6 +152,7 @@ def broker_fill_of(r: Any) -> BrokerFill:
         price=r.price,
         fee=r.fee,
         ts=r.ts,
+        fee_currency=r.fee_currency,
     )
 
 
@@ -172,6 +173,7 @@ def journal_fills(conn: Connection, venue: str, fills: Sequence[BrokerFill]) -> 
                 "fee": f.fee,
                 "ts": f.ts,
                 "settled_bar": None,
+                "fee_currency": f.fee_currency,
             }
             for f in fills
         ],

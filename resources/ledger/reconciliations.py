@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from allocator.execution.ledger import ExpectedOrder, LedgerExpectation, ReconciliationRecord
-from allocator.execution.orders import OrderState, Side, Venue
+from allocator.execution.orders import FeeKind, OrderState, Side, Venue, fee_kind
 from resources.ledger import schema as t
 from resources.ledger.engine import Database, now, shown_url
 from resources.ledger.journal import MANUAL_BAR
@@ -59,7 +59,7 @@ class Reconciliations(Database):
             # between the fill and record_bar) are the ledger's own (SPEC §9); an operator's
             # manual orders never reach the strategies' books, so theirs are not counted.
             unsettled = conn.execute(
-                sa.select(f.c.symbol, f.c.side, f.c.qty)
+                sa.select(f.c.symbol, f.c.side, f.c.qty, f.c.fee, f.c.fee_currency)
                 .select_from(f.join(o, o.c.client_order_id == f.c.client_order_id))
                 .where(f.c.venue == venue.value, f.c.settled_bar.is_(None), o.c.bar != MANUAL_BAR)
             ).all()
@@ -70,6 +70,8 @@ class Reconciliations(Database):
                 positions[r.symbol] = positions.get(r.symbol, Decimal(0)) + r.qty
         for r in unsettled:
             signed = r.qty if r.side == Side.BUY.value else -r.qty
+            if fee_kind(r.symbol, r.fee_currency) is FeeKind.BASE:
+                signed -= r.fee  # the venue kept it out of the coins (BrokerFill.position_change)
             positions[r.symbol] = positions.get(r.symbol, Decimal(0)) + signed
         open_orders = tuple(
             ExpectedOrder(

@@ -2,7 +2,9 @@
 ``NUMERIC`` on PostgreSQL, canonical decimal text on SQLite (whose ``NUMERIC`` is a float).
 
 Revision ``0001`` creates these tables, ``0002`` adds ``reconciliations`` and ``orders.mode``
-(and lets ``orders.reference_price`` be NULL); a change here needs a new migration.
+(and lets ``orders.reference_price`` be NULL), ``0003`` the live bar path's tables, ``0004``
+fees in their own currency (``broker_fills.fee_currency``, ``virtual_fees``) and the bar lease
+(``bar_lifecycle.lease_*``); a change here needs a new migration.
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ broker_fills = sa.Table(
     sa.Column("ts", UtcDateTime(), nullable=True),
     # the bar that settled this fill; NULL while it is journaled but not yet settled (SPEC §9)
     sa.Column("settled_bar", sa.String(32), nullable=True, index=True),
+    # the currency of ``fee`` (revision 0004); NULL: the quote currency (every older row)
+    sa.Column("fee_currency", sa.String(32), nullable=True),
 )
 
 virtual_fills = sa.Table(
@@ -255,6 +259,9 @@ bar_lifecycle = sa.Table(
     sa.Column("settled_at", UtcDateTime(), nullable=True),
     sa.Column("abandoned_by", sa.String(200), nullable=True),
     sa.Column("abandoned_reason", sa.Text, nullable=True),
+    # who is running the bar now and until when (revision 0004; allocator.execution.lease)
+    sa.Column("lease_owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", UtcDateTime(), nullable=True),
 )
 
 intent_refusals = sa.Table(
@@ -281,4 +288,109 @@ lane_halts = sa.Table(
     sa.Column("cleared_at", UtcDateTime(), nullable=True),
     sa.Column("cleared_by", sa.String(200), nullable=True),
     sa.Column("clear_reason", sa.Text, nullable=True),
+)
+
+# -- the strategy gateway (revision 0006; docs/decisions/0015-strategy-gateway.md) ------------
+
+gateway_tokens = sa.Table(
+    "gateway_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # "strategy" or "operator"
+    sa.Column("strategy", sa.String(200), nullable=True, index=True),  # NULL for the operator
+    sa.Column("label", sa.String(200), nullable=False),  # who holds it (the journal's "who")
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),  # SHA-256, hex
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+return_corrections = sa.Table(
+    "return_corrections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("date", sa.String(10), nullable=False),
+    sa.Column("strategy", sa.String(200), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),  # the daily_returns version it added
+    sa.Column("old_value", sa.Float, nullable=True),
+    sa.Column("new_value", sa.Float, nullable=True),
+    sa.Column("corrected_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("corrected_at", UtcDateTime(), nullable=False),
+)
+
+# -- fees outside the quote currency (revision 0004; docs/decisions/0016) ---------------------
+
+virtual_fees = sa.Table(
+    "virtual_fees",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    sa.Column("strategy", sa.String(200), primary_key=True),
+    sa.Column("symbol", sa.String(64), primary_key=True),
+    sa.Column("currency", sa.String(32), primary_key=True),
+    sa.Column("amount", ExactDecimal, nullable=False),
+    # True: the symbol's base currency, taken out of the position; False: a third currency
+    sa.Column("in_base", sa.Boolean, nullable=False),
+)
+
+# -- the pre-trade risk stage (revision 0005; docs/spec-12-risk.md) --------------------------
+
+risk_states = sa.Table(
+    "risk_states",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(16), nullable=False, index=True),  # "book" or a venue
+    sa.Column("state", sa.String(16), nullable=False),  # active, reducing, halted
+    sa.Column("set_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),  # "operator" or "kill_switch"
+    sa.Column("bar", sa.String(32), nullable=True),  # the bar whose mark tripped the switch
+    sa.Column("at", UtcDateTime(), nullable=False),
+)
+
+risk_marks = sa.Table(
+    "risk_marks",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    sa.Column("session", sa.String(10), nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),  # risk_states.id of the last book resume
+    sa.Column("equity", ExactDecimal, nullable=False),
+    sa.Column("peak", ExactDecimal, nullable=False),
+    sa.Column("session_start", ExactDecimal, nullable=False),
+    sa.Column("marked_at", UtcDateTime(), nullable=False),
+)
+
+risk_prices = sa.Table(
+    "risk_prices",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    sa.Column("symbol", sa.String(64), primary_key=True, index=True),
+    sa.Column("price", ExactDecimal, nullable=False),
+)
+
+risk_denials = sa.Table(
+    "risk_denials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("bar", sa.String(32), nullable=False, index=True),
+    sa.Column("stage", sa.String(8), nullable=False),  # "plan" or "send"
+    sa.Column("intent_id", sa.String(200), nullable=False),
+    sa.Column("strategy", sa.String(200), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("requested_qty", ExactDecimal, nullable=False),
+    sa.Column("accepted_qty", ExactDecimal, nullable=False),
+    sa.Column("limit_value", ExactDecimal, nullable=True),
+    sa.Column("observed_value", ExactDecimal, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+risk_send_gates = sa.Table(
+    "risk_send_gates",
+    metadata,
+    sa.Column("bar", sa.String(32), primary_key=True),
+    sa.Column("trading_state", sa.String(16), nullable=False),
+    sa.Column("venue_states", sa.Text, nullable=False),  # JSON {venue: state}
+    sa.Column("detail", sa.Text, nullable=False),  # JSON {"book": ..., venue: ...}
+    sa.Column("at", UtcDateTime(), nullable=False),
 )

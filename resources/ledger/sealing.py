@@ -71,6 +71,8 @@ def status_of(r: Any) -> BarStatus:
         settled_at=r.settled_at,
         abandoned_by=r.abandoned_by,
         abandoned_reason=r.abandoned_reason,
+        lease_owner=r.lease_owner,
+        lease_expires_at=r.lease_expires_at,
     )
 
 

@@ -14,6 +14,13 @@ composed of one class per concern, each in its own module and each a
   intents refused ``late`` (docs/decisions/0012-live-bar-path.md);
 * :class:`~resources.ledger.lanes.Lanes`: the bar lane's open bars, failed runs, retries,
   abandonment and halt (docs/decisions/0012-live-bar-path.md).
+* :class:`~resources.ledger.gateway.Gateway`: the strategy gateway's token hashes, its returns
+  policy with the corrections journal, and each strategy's own reads
+  (docs/decisions/0015-strategy-gateway.md);
+* :class:`~resources.ledger.leases.Leases`: who runs a bar now, its lease
+  (docs/decisions/0016-ccxt-fees-and-bar-leases.md);
+* :class:`~resources.ledger.risk.Risk`: the trading-state journal, the kill switch's equity
+  marks, the risk stage's denials and send gates (docs/spec-12-risk.md).
 
 It implements the core's :class:`allocator.execution.ledger.Ledger` protocol. The paper
 broker's state (:class:`~resources.ledger.paper_state.LedgerPaperState`) shares the database
@@ -32,15 +39,20 @@ from __future__ import annotations
 
 from resources.ledger.allocations import Allocations
 from resources.ledger.bars import Bars
+from resources.ledger.gateway import Gateway
 from resources.ledger.inbox import Inbox
 from resources.ledger.journal import Journal
 from resources.ledger.lanes import Lanes
+from resources.ledger.leases import Leases
 from resources.ledger.reconciliations import Reconciliations
+from resources.ledger.risk import Risk
 from resources.ledger.sealing import Sealing
 
 __all__ = ["Ledger"]
 
 
-class Ledger(Inbox, Allocations, Journal, Bars, Reconciliations, Sealing, Lanes):
+class Ledger(
+    Inbox, Allocations, Journal, Bars, Reconciliations, Sealing, Lanes, Gateway, Leases, Risk
+):
     """The store on ``url`` (none: :func:`~allocator.settings.default_ledger_url`); the schema
     is upgraded on open (``upgrade=False`` skips it)."""

@@ -206,3 +206,35 @@ def test_reconcile_records_the_halt_and_a_clean_run_clears_it(
         assert ledger.venue_halts() == {}
     finally:
         ledger.close()
+
+
+def test_ccxt_reconcile_takes_the_accounts_first_holdings_as_a_baseline_like_the_bar(
+    binance_env: FakeBinance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator's reconcile is the bar's path: coins held before the allocator (and never
+    traded by it) are the recorded baseline, not a difference that halts the venue."""
+    from allocator.execution.orders import Venue
+
+    binance_env.balances.update({"ETH": Decimal(2), "BNB": Decimal(1)})
+    reconcile = ["broker", "reconcile", "--venue", "ccxt"]
+    assert main(reconcile) == 0
+    first = _last_json(capsys.readouterr().out)
+    assert (first["ok"], first["halted"]) == (True, False)
+    ledger = _ledger()
+    try:
+        assert ledger.venue_baseline(Venue.CCXT) == {"ETH/USDT": Decimal(2)}
+    finally:
+        ledger.close()
+    assert main(reconcile) == 0  # again: still the baseline, still clean
+    capsys.readouterr()
+    binance_env.balances["ETH"] = Decimal(3)  # one ETH the allocator does not know of
+    assert main(reconcile) == 1
+    differs = _last_json(capsys.readouterr().out)
+    (difference,) = differs["differences"]  # type: ignore[misc]
+    assert (difference["kind"], difference["key"]) == ("unexpected_position", "ETH/USDT")
+    assert Decimal(difference["venue"]) == 1  # only what the allocator did not put there
+    ledger = _ledger()
+    try:
+        assert set(ledger.venue_halts()) == {"ccxt"}
+    finally:
+        ledger.close()

@@ -3,12 +3,14 @@ final session materialised through Dagster."""
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from typing import Any
 
 from allocator.dashboard import book_series, summary_frames
+from allocator.execution.records import Bar
 from demo.marketdata import load_sp500
-from demo.runner import mechanics, summary_text
+from demo.runner import DEFAULT_GATEWAY_BARS, DEFAULT_GATEWAY_STRATEGY, mechanics, summary_text
 
 from .conftest import SHORT_END, SHORT_START
 
@@ -115,5 +117,39 @@ def test_summary_names_every_section(short_demo: Any) -> None:
         "book (broker fills)",
         "best single (",
         "Dashboard: ",
+        f"strategy {DEFAULT_GATEWAY_STRATEGY} traded through the gateway",
     ):
         assert needle in text, needle
+
+
+def test_the_last_bars_of_one_strategy_went_through_the_gateway(short_demo: Any) -> None:
+    """The door was used: a bot in another process got a token, and every intent and fill of
+    its strategy in the door's bars is one the gateway accepted from it and served back."""
+    from resources.ledger import Ledger
+
+    result, _, _ = short_demo
+    door = result.gateway
+    assert door is not None
+    assert door.strategy == DEFAULT_GATEWAY_STRATEGY
+    assert door.bot_pid not in (0, os.getpid())  # a separate process
+    bars = [b for b in result.history.bars if door.first_bar <= b <= door.last_bar]
+    assert len(bars) == DEFAULT_GATEWAY_BARS
+    assert bars[-1] == SHORT_END  # the Dagster session's bar too
+    before_first = result.history.bars[result.history.bars.index(bars[0]) - 1]
+    store = Ledger(result.ledger_url)
+    try:
+        stored = {
+            i.intent_id
+            for b in bars
+            for i in store.intents_for_bar(Bar(b))
+            if i.strategy == door.strategy
+        }
+        fills = store.strategy_fills(door.strategy, before_first)
+        live = {s for kind, s, _, _, revoked in store.token_holders() if revoked is None}
+    finally:
+        store.close()
+    assert door.intents, "the bot traded in those bars"
+    assert stored == set(door.intents)  # each accepted by the gateway (from its answers)
+    assert fills  # and filled
+    assert sorted(door.fills) == sorted((f.bar, f.symbol) for f in fills)  # read over HTTP
+    assert door.strategy in live  # its token, from `allocator strategy add`

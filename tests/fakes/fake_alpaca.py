@@ -16,12 +16,14 @@ filled and the order stays open, ``partially_filled``, until cancelled).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from ._book import HeldOrder
 from ._http import FakeRestVenue, Request
 
 __all__ = ["FakeAlpaca", "FillMode"]
@@ -91,11 +93,33 @@ class FakeAlpaca(FakeRestVenue):
         self.trade_time: str | None = None  # latest trade time (ISO); None: now
         self.fill_mode: FillMode = "immediate"
         self.fill_delay_s = 0.2
+        self.clock_offset_s = 0.0  # the venue's clock minus the true time (a skewed venue)
 
     # -- helpers for tests -------------------------------------------------------------------
     def orders_for(self, client_order_id: str) -> list[_Order]:
         with self.lock:
             return [o for o in self.orders.values() if o.client_order_id == client_order_id]
+
+    def order_book(self) -> list[HeldOrder]:
+        """Every order the venue accepted, with the ids of its ``FILL`` activities."""
+        with self.lock:
+            return [
+                HeldOrder(
+                    client_order_id=o.client_order_id,
+                    symbol=o.symbol,
+                    side=o.side,
+                    qty=o.qty,
+                    filled=o.filled_qty,
+                    status=o.status,
+                    fill_ids=tuple(a["id"] for a in self.activities if a["order_id"] == o.id),
+                )
+                for o in self.orders.values()
+            ]
+
+    def holdings(self) -> dict[str, Decimal]:
+        """The non-zero positions, by symbol."""
+        with self.lock:
+            return {s: q for s, q in self.positions.items() if q != 0}
 
     def fill_open(self, client_order_id: str) -> None:
         """Fill what is left of an open order (the market moved on)."""
@@ -170,6 +194,14 @@ class FakeAlpaca(FakeRestVenue):
                     return 422, {"code": 42210000, "message": "order is not cancelable"}
                 order.status = "canceled"
                 return 204, None
+        if path == "/v2/clock" and method == "GET":
+            stamp = datetime.fromtimestamp(time.time() + self.clock_offset_s, UTC)
+            return 200, {
+                "timestamp": stamp.isoformat(),
+                "is_open": True,
+                "next_open": stamp.isoformat(),
+                "next_close": stamp.isoformat(),
+            }
         if path == "/v2/positions" and method == "GET":
             return 200, [self._position(s, q) for s, q in self.positions.items() if q != 0]
         if path == "/v2/account" and method == "GET":

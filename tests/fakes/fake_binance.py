@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ._book import HeldOrder
 from ._http import FakeRestVenue, Request
 
 __all__ = ["FakeBinance"]
@@ -98,11 +99,36 @@ class FakeBinance(FakeRestVenue):
         self.orders: dict[int, _Order] = {}
         self.trades: list[dict[str, Any]] = []
         self.bad_signatures = 0
+        self.clock_offset_s = 0.0  # the venue's clock minus the true time (a skewed venue)
         self._ids = itertools.count(1000)
 
     def orders_for(self, client_order_id: str) -> list[_Order]:
         with self.lock:
             return [o for o in self.orders.values() if o.client_order_id == client_order_id]
+
+    def order_book(self) -> list[HeldOrder]:
+        """Every order the venue accepted, with the ids of its trades."""
+        with self.lock:
+            return [
+                HeldOrder(
+                    client_order_id=o.client_order_id,
+                    symbol=o.symbol,
+                    side=o.side.lower(),
+                    qty=o.qty,
+                    filled=o.executed,
+                    status=o.status,
+                    fill_ids=tuple(str(t["id"]) for t in self.trades if t["orderId"] == o.order_id),
+                )
+                for o in self.orders.values()
+            ]
+
+    def holdings(self) -> dict[str, Decimal]:
+        """Each market's non-zero base-coin balance, by market (``BTCUSDT``)."""
+        with self.lock:
+            held = {
+                m: self.balances.get(info["base"], Decimal(0)) for m, info in self.markets.items()
+            }
+        return {m: q for m, q in held.items() if q != 0}
 
     def is_submit(self, request: Request) -> bool:
         return request.method == "POST" and request.path == "/api/v3/order"
@@ -124,6 +150,8 @@ class FakeBinance(FakeRestVenue):
         path, method = request.path, request.method
         if path == "/api/v3/exchangeInfo":
             return 200, self._exchange_info()
+        if path == "/api/v3/time":
+            return 200, {"serverTime": int((time.time() + self.clock_offset_s) * 1000)}
         if path == "/api/v3/ticker/price":
             symbol = request.query.get("symbol", "")
             return 200, {"symbol": symbol, "price": str(self.prices[symbol])}

@@ -8,6 +8,10 @@ Bybit's dedup rule: an ``orderLinkId`` is refused in any state (``110072``). ``c
 answers ids only. A ``partial`` fault fills half and cancels the rest
 (``PartiallyFilledCanceled``), ``rest`` leaves the order ``New``, ``reject`` answers
 ``170131`` (insufficient balance). Errors come as HTTP 200 with a non-zero ``retCode``.
+
+Fees: Bybit's spot rule by default (a buy's in the base coin, a sell's in the quote coin);
+``fee_asset = "quote"`` takes both in the quote coin. Each execution names its fee coin in
+``feeCoin``, which ccxt reads (without it ccxt assumes Bybit's rule whatever was charged).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ._book import HeldOrder
 from ._http import FakeRestVenue, Request
 
 __all__ = ["FakeBybit"]
@@ -115,9 +120,20 @@ class FakeBybit(FakeRestVenue):
                 "min_qty": "0.000048",
                 "min_amt": "1",
             },
+            "ETHUSDT": {
+                "base": "ETH",
+                "quote": "USDT",
+                "tick": "0.01",
+                "step": "0.00001",
+                "min_qty": "0.00062",
+                "min_amt": "1",
+            },
         }
-        self.prices: dict[str, Decimal] = {"BTCUSDT": Decimal("60000")}
+        self.prices: dict[str, Decimal] = {"BTCUSDT": Decimal("60000"), "ETHUSDT": Decimal("3000")}
         self.balances: dict[str, Decimal] = {"USDT": Decimal("1000000")}
+        # Where the fee is taken: "bybit" (its spot rule: a buy's in the base coin, a sell's
+        # in the quote coin) or "quote" (always the quote coin).
+        self.fee_asset = "bybit"
         self.orders: dict[str, _Order] = {}
         self.executions: list[dict[str, Any]] = []
         self.bad_signatures = 0
@@ -126,6 +142,32 @@ class FakeBybit(FakeRestVenue):
     def orders_for(self, link_id: str) -> list[_Order]:
         with self.lock:
             return [o for o in self.orders.values() if o.link_id == link_id]
+
+    def order_book(self) -> list[HeldOrder]:
+        """Every order the venue accepted, with the ids of its executions."""
+        with self.lock:
+            return [
+                HeldOrder(
+                    client_order_id=o.link_id,
+                    symbol=o.symbol,
+                    side=o.side.lower(),
+                    qty=o.qty,
+                    filled=o.executed,
+                    status=o.status,
+                    fill_ids=tuple(
+                        e["execId"] for e in self.executions if e["orderId"] == o.order_id
+                    ),
+                )
+                for o in self.orders.values()
+            ]
+
+    def holdings(self) -> dict[str, Decimal]:
+        """Each market's non-zero base-coin balance, by market (``BTCUSDT``)."""
+        with self.lock:
+            held = {
+                m: self.balances.get(info["base"], Decimal(0)) for m, info in self.markets.items()
+            }
+        return {m: q for m, q in held.items() if q != 0}
 
     def is_submit(self, request: Request) -> bool:
         return request.method == "POST" and request.path == "/v5/order/create"
@@ -160,7 +202,7 @@ class FakeBybit(FakeRestVenue):
         if path == "/v5/user/query-api":
             return _ok({"id": "1", "apiKey": self.key, "readOnly": 0, "uta": 1, "unified": 0})
         if path == "/v5/asset/coin/query-info":
-            return _ok({"rows": [self._coin(c) for c in ("BTC", "USDT")]})
+            return _ok({"rows": [self._coin(c) for c in ("BTC", "ETH", "USDT")]})
         if path == "/v5/account/info":
             return _ok({"unifiedMarginStatus": 6, "marginMode": "REGULAR_MARGIN"})
         if path == "/v5/order/create":
@@ -225,13 +267,15 @@ class FakeBybit(FakeRestVenue):
         return _ok({"orderId": order.order_id, "orderLinkId": order.link_id})
 
     def _execute(self, order: _Order, qty: Decimal) -> None:
-        # Bybit spot charges a buy's fee in the base coin and a sell's in the quote coin.
+        # Bybit spot charges a buy's fee in the base coin and a sell's in the quote coin
+        # (``fee_asset = "bybit"``); ``"quote"`` charges both in the quote coin.
         price = self.prices[order.symbol]
         market = self.markets[order.symbol]
         base, quote = market["base"], market["quote"]
         buy = order.side == "Buy"
-        fee = qty * self.FEE_RATE if buy else qty * price * self.FEE_RATE
-        fee_ccy = base if buy else quote
+        in_base = buy and self.fee_asset == "bybit"
+        fee = qty * self.FEE_RATE if in_base else qty * price * self.FEE_RATE
+        fee_ccy = base if in_base else quote
         order.executed += qty
         order.value += qty * price
         order.fee += fee
@@ -253,6 +297,7 @@ class FakeBybit(FakeRestVenue):
                 "orderType": "Market",
                 "execFee": str(fee),
                 "feeCurrency": fee_ccy,
+                "feeCoin": fee_ccy,  # what ccxt reads (without it, it infers Bybit's rule)
                 "execId": f"e{next(self._ids)}-{uuid.uuid4().hex[:8]}",
                 "execPrice": str(price),
                 "execQty": str(qty),

@@ -30,6 +30,7 @@ import itertools
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ import ib_async.decoder as ib_decoder
 from ib_async import Contract, Order
 from ib_async.client import Client
 from ib_async.decoder import Decoder
+
+from ._book import HeldOrder
 
 __all__ = [
     "SERVER_VERSION",
@@ -58,6 +61,7 @@ _NO_DEFINITION = "No security definition has been found for the request"
 START_API, PLACE_ORDER, CANCEL_ORDER, REQ_OPEN_ORDERS, REQ_ALL_OPEN_ORDERS = 71, 3, 4, 5, 16
 REQ_POSITIONS, REQ_EXECUTIONS, REQ_IDS, REQ_CONTRACT_DETAILS = 61, 7, 8, 9
 REQ_ACCOUNT_UPDATES, REQ_ACCOUNT_UPDATES_MULTI, REQ_COMPLETED_ORDERS = 6, 76, 99
+REQ_CURRENT_TIME = 49
 
 # Outgoing (TWS -> client) message ids: the keys of ib_async's Decoder.handlers.
 OUT = {
@@ -72,6 +76,7 @@ OUT = {
     "openOrderEnd": 53,
     "accountDownloadEnd": 54,
     "execDetailsEnd": 55,
+    "currentTime": 49,
     "commissionReport": 59,
     "position": 61,
     "positionEnd": 62,
@@ -440,6 +445,7 @@ class FakeTws:
         self.faults: list[Fault] = []
         self.log: list[int] = []
         self.received_qty: list[str] = []  # order.totalQuantity of each placeOrder, as text
+        self.clock_offset_s = 0.0  # the gateway's clock minus the true time (a skewed venue)
         self.port = 0
         self._perm_ids = itertools.count(1_500_000_001)
         self._exec_ids = itertools.count(1)
@@ -493,6 +499,28 @@ class FakeTws:
     def orders_for(self, order_ref: str) -> list[TwsOrder]:
         with self.lock:
             return [o for o in self.orders if o.order_ref == order_ref]
+
+    def order_book(self) -> list[HeldOrder]:
+        """Every order the gateway accepted (its ``orderRef`` as the client order id, the
+        contract's local symbol: ``SPY``, ``EUR.USD``, ``ESM5``), with its execIds."""
+        with self.lock:
+            return [
+                HeldOrder(
+                    client_order_id=o.order_ref,
+                    symbol=o.instrument.local_symbol,
+                    side=o.action.lower(),
+                    qty=o.qty,
+                    filled=o.filled,
+                    status=o.status,
+                    fill_ids=tuple(f[0] for f in o.fills),
+                )
+                for o in self.orders
+            ]
+
+    def holdings(self) -> dict[str, Decimal]:
+        """The non-zero positions, by the contract's local symbol."""
+        with self.lock:
+            return {i.local_symbol: q for i in INSTRUMENTS if (q := self.positions.get(i.con_id))}
 
     # -- socket plumbing -------------------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
@@ -606,6 +634,8 @@ class FakeTws:
             self._place(conn, fields)
         elif msg_id == CANCEL_ORDER:
             self._cancel(conn, int(fields[2]))
+        elif msg_id == REQ_CURRENT_TIME:
+            self._send(conn, "currentTime", time=int(time.time() + self.clock_offset_s))
 
     def _next_id(self) -> int:
         with self.lock:

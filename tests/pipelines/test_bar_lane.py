@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -262,3 +262,102 @@ def test_reexecuting_a_failed_run_after_its_order_went_out_with_a_late_intent(
     # The bar is settled: the lane moves on to the next bar.
     [following] = _requests(_sensor(world, instance, BAR, config))
     assert following.run_key == BARS[1]
+
+
+def _status(world: World) -> object:
+    ledger = world.ledger()
+    try:
+        return ledger.bar_status(parse_bar(BAR))
+    finally:
+        ledger.close()
+
+
+def test_a_reexecution_through_the_python_api_is_an_attempt_of_its_bar(
+    env_world: World, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = env_world
+    _rebalance(world, instance)
+    submit_bar(world, BAR)
+    config = _config(world, 3600, retries=5)
+    monkeypatch.setenv(CHECKPOINT_ENV, "fail@recording")  # every run of the bar fails there
+    tags = {"allocator/bar": BAR, "allocator/lane": "bar"}
+    first = dg.execute_job(
+        dg.reconstructable(_jobs.bar_job), instance=instance, tags=tags, raise_on_error=False
+    )
+    assert not first.success
+    _sensor(world, instance, BAR, config)
+    assert _status(world).attempts == 1  # type: ignore[attr-defined]
+    # Re-executed through the Python API: Dagster copies no tag of the parent's ...
+    options = dg.ReexecutionOptions.from_failure(first.run_id, instance)
+    rerun = dg.execute_job(
+        dg.reconstructable(_jobs.bar_job),
+        instance=instance,
+        reexecution_options=options,
+        raise_on_error=False,
+    )
+    assert not rerun.success
+    record = instance.get_run_by_id(rerun.run_id)
+    assert record is not None
+    assert record.parent_run_id == first.run_id
+    assert record.tags["allocator/bar"] == BAR  # ... the bar run tags itself with its bar
+    result = _sensor(world, instance, BAR, config)
+    status = _status(world)
+    assert status.attempts == 2  # type: ignore[attr-defined]
+    assert status.last_error.startswith(f"run {rerun.run_id} FAILURE")  # type: ignore[attr-defined]
+    assert not _requests(result)
+    # A re-execution that failed before any step (never tagged) is its parent's bar's attempt.
+    orphan = instance.create_run_for_job(
+        job_def=_jobs.bar_job(),
+        tags={"allocator/lane": "bar"},
+        parent_run_id=rerun.run_id,
+        root_run_id=first.run_id,
+    )
+    assert "allocator/bar" not in orphan.tags
+    instance.report_run_failed(orphan)
+    _sensor(world, instance, BAR, config)
+    status = _status(world)
+    assert status.attempts == 3  # type: ignore[attr-defined]
+    assert status.last_error.startswith(f"run {orphan.run_id} FAILURE")  # type: ignore[attr-defined]
+
+
+def test_the_sensor_never_requests_a_bar_a_live_runner_holds(
+    env_world: World, instance: dg.DagsterInstance
+) -> None:
+    from allocator.execution.lease import LeaseOwner
+    from assets.tags import lease_label
+
+    world = env_world
+    _rebalance(world, instance)
+    submit_bar(world, BAR)
+    config = _config(world, 0, retries=5)
+    bar = parse_bar(BAR)
+    cli = LeaseOwner.this_process("allocator bar run")  # `allocator bar run BAR` runs it now
+    ledger = world.ledger()
+    try:
+        ledger.seal_bar(bar, by="allocator bar run")
+        now = datetime.now(UTC)
+        assert ledger.claim_bar(bar, cli.text(), now=now, until=now + timedelta(seconds=60))
+    finally:
+        ledger.close()
+    held = _sensor(world, instance, None, config)
+    assert not _requests(held)
+    assert "is being run by allocator bar run" in _skip(held)
+    ledger = world.ledger()
+    try:
+        assert ledger.release_bar_lease(bar, cli.text())  # that run ended (and failed)
+    finally:
+        ledger.close()
+    [request] = _requests(_sensor(world, instance, None, config))
+    assert request.run_key == BAR  # sealed, never launched by the lane: requested now
+    # A Dagster run of the bar that died holding the lease: its failure frees the lease.
+    failed_id = _failed_run(instance, request)
+    dead_run = LeaseOwner.this_process(lease_label(failed_id))
+    ledger = world.ledger()
+    try:
+        now = datetime.now(UTC)
+        assert ledger.claim_bar(bar, dead_run.text(), now=now, until=now + timedelta(seconds=60))
+    finally:
+        ledger.close()
+    [retry] = _requests(_sensor(world, instance, BAR, config))
+    assert retry.run_key == f"{BAR}#retry1"
+    assert _status(world).lease_owner is None  # type: ignore[attr-defined]

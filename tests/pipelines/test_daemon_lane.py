@@ -17,7 +17,14 @@ import pytest
 from allocator.execution.records import parse_bar
 from assets.execution import CHECKPOINT_ENV, CHECKPOINT_ONCE_ENV
 from pipelines.definitions import build_definitions
-from tests.pipelines.live import SQLITE, daemon, live_env, prepare_home, runs_for_bar, wait_for_bar
+from tests.pipelines.live import (
+    Storage,
+    daemon,
+    live_env,
+    prepare_home,
+    runs_for_bar,
+    wait_for_bar,
+)
 from tests.pipelines.test_bar_lane import _journal_and_venue
 from tests.pipelines.test_instigators import _late_intent
 from tests.pipelines.world import BARS, World, submit_bar
@@ -36,14 +43,14 @@ def _wait(what: str, done, timeout_s: float, log: Path) -> None:  # type: ignore
 
 @pytest.mark.slow
 def test_sigkill_mid_bar_then_the_sensor_retry_settles_it(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    world: World, dagster_storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "dagster_home"
-    prepare_home(home, SQLITE)
+    prepare_home(home, dagster_storage)
     config = tmp_path / "lane.toml"
     config.write_text("[execution]\nretry_backoff_s = 1\nmax_bar_retries = 3\n", encoding="utf-8")
     marker = tmp_path / "killed"
-    env = live_env(home, world.env, interval_s=1)
+    env = live_env(home, world.env, interval_s=1, storage=dagster_storage)
     env.update(
         {
             "ALLOCATOR_CONFIG": str(config),
@@ -51,10 +58,12 @@ def test_sigkill_mid_bar_then_the_sensor_retry_settles_it(
             CHECKPOINT_ONCE_ENV: str(marker),
         }
     )
-    for key in ("DAGSTER_HOME", *world.env):
+    for key in ("DAGSTER_HOME", *world.env, *dagster_storage.env):
         monkeypatch.setenv(key, env[key])
     log = tmp_path / "daemon.log"
     with dg.DagsterInstance.get() as instance:
+        # SqliteRunStorage or PostgresRunStorage
+        assert dagster_storage.name in type(instance.run_storage).__name__.lower()
         rebalance = build_definitions(world.resources()).resolve_job_def("rebalance_job")
         assert rebalance.execute_in_process(instance=instance).success
         with daemon(env, log) as proc:

@@ -1,23 +1,29 @@
 """``WarmRunLauncher`` with real run-worker processes on a real (temporary) instance: lane runs
 start warm after the first one, other runs are left to the default launcher, a changed module is
-never run stale, termination cancels the run, and a killed worker is reported failed."""
+never run stale, termination cancels the run, and a killed worker is reported failed; a reused
+PID is never taken for the worker, a worker on another host or in a restarted container is
+judged by its lease and never signalled, and an untested Dagster version is refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 
-from assets.tags import BAR_LANE, PID_TAG, START_TAG
-from pipelines.run_launcher import WarmRunLauncher
+from assets.tags import BAR_LANE, HOST_TAG, PID_TAG, START_TAG
+from pipelines.run_launcher import TESTED_DAGSTER_VERSIONS, WarmRunLauncher, check_dagster_version
+from pipelines.run_lease import WorkerIdentity, read_lease
 from pipelines.run_worker import stale_modules
 
 LANE = BAR_LANE
@@ -164,6 +170,14 @@ def test_a_spare_whose_code_changed_runs_the_new_code(
     version, pid = (marks / run.run_id).read_text().split()
     assert version == "2"  # ... and ran the code as it is now, in the same process
     assert int(pid) == int(run.tags[PID_TAG])
+    # The fresh interpreter it became renewed the run's lease (the launcher wrote the first at
+    # the hand-over; the renewal came after the exec and the imports, well over 0.3 s later).
+    lease = read_lease(warm_instance, run.run_id)
+    record = warm_instance.get_run_record_by_id(run.run_id)
+    assert lease is not None
+    assert record is not None
+    assert lease.worker.pid == int(pid)
+    assert lease.renewed_at > record.create_timestamp.timestamp() + 0.3
 
 
 @pytest.mark.slow
@@ -239,3 +253,196 @@ def test_an_in_memory_instance_keeps_the_default_path() -> None:
         other = WarmRunLauncher()
         other.register_instance(instance)
         assert other._instance_ref() is not None
+
+
+# --- the worker's identity and lease: reused PIDs, remote workers, Dagster versions ------------
+
+HEARTBEAT_S, TIMEOUT_S = 0.2, 1.5
+
+
+@pytest.fixture
+def lease_instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """An instance whose warm launcher renews leases every 0.2 s and times them out after 1.5 s."""
+    config = {
+        "lane_tags": LANE,
+        "heartbeat_interval_seconds": HEARTBEAT_S,
+        "heartbeat_timeout_seconds": TIMEOUT_S,
+    }
+    overrides = {
+        "run_launcher": {
+            "module": "pipelines.run_launcher",
+            "class": "WarmRunLauncher",
+            "config": config,
+        }
+    }
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home"), overrides=overrides) as inst:
+        yield inst
+
+
+def _view_from(instance: dg.DagsterInstance, **where: str) -> WarmRunLauncher:
+    """The launcher of another process that opens the same instance (the webserver, a daemon
+    on another host or in a restarted container): ``where`` overrides where it runs."""
+    other = WarmRunLauncher(
+        heartbeat_interval_seconds=HEARTBEAT_S, heartbeat_timeout_seconds=TIMEOUT_S
+    )
+    other.register_instance(instance)
+    other._here = dataclasses.replace(other._here, **where)  # type: ignore[arg-type]
+    return other
+
+
+def _no_signals(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record, instead of sending, every signal this test process would send."""
+    sent: list[object] = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(
+        psutil.Process, "send_signal", lambda self, sig: sent.append((self.pid, sig))
+    )
+    return sent
+
+
+def _running(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return run
+
+
+@pytest.mark.slow
+def test_a_reused_pid_is_another_process_never_taken_for_the_worker(
+    warm_instance: dg.DagsterInstance, code: Path
+) -> None:
+    marks = Path(os.environ["MARKS"])
+    launcher = warm_instance.run_launcher
+    assert isinstance(launcher, WarmRunLauncher)
+    run_id = _launch(warm_instance, code, "sleepy", LANE)
+    _wait_for(marks / "waiting")
+    run = _running(warm_instance, run_id)
+    worker = WorkerIdentity.from_tags(run.tags)
+    assert worker is not None
+    assert worker.pid == int(run.tags[PID_TAG])
+    assert worker.is_running()
+    os.kill(worker.pid, signal.SIGKILL)
+    launcher._workers[run_id].wait()  # reaped: the pid is free for reuse
+    # The PID is reused by another run worker (after a container restart the next spare can
+    # get it): same host, same command line, another start time.
+    (spare,) = launcher._spares.values()
+    assert spare.poll() is None
+    warm_instance.add_run_tags(run_id, {PID_TAG: str(spare.pid)})
+    run = _running(warm_instance, run_id)
+    # Seen from another process of this machine (no child to poll: only the recorded identity).
+    view = _view_from(warm_instance)
+    health = view.check_run_worker_health(run)
+    assert health.status.value == "FAILED"
+    assert f"pid {spare.pid}" in (health.msg or "")
+    assert "gone" in (health.msg or "")
+    assert not view.terminate(run_id)  # nothing to interrupt ...
+    time.sleep(0.3)
+    assert spare.poll() is None  # ... and the process that took the PID was not signalled
+    warm_instance.report_run_failed(run)  # what run monitoring does with that answer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "where",
+    [{"host": "another-host"}, {"pid_namespace": "pid:[4026532999]"}],
+    ids=["worker_on_another_host", "restarted_container"],
+)
+def test_a_remote_worker_is_judged_by_its_lease_and_cancelled_through_the_instance(
+    lease_instance: dg.DagsterInstance,
+    code: Path,
+    where: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    marks = Path(os.environ["MARKS"])
+    run_id = _launch(lease_instance, code, "sleepy", LANE)
+    _wait_for(marks / "waiting")
+    view = _view_from(lease_instance, **where)
+    sent = _no_signals(monkeypatch)
+    time.sleep(TIMEOUT_S + 0.5)  # longer than the timeout: only renewals keep the lease young
+    health = view.check_run_worker_health(_running(lease_instance, run_id))
+    assert health.status.value == "RUNNING", health.msg
+    assert "remote run worker" in (health.msg or "")
+    assert "heartbeat" in (health.msg or "")
+    # Terminate from there: no signal from this process, the worker cancels itself.
+    assert view.terminate(run_id)
+    monkeypatch.undo()
+    run = _wait(lease_instance, run_id, timeout_s=30)
+    assert run.status == dg.DagsterRunStatus.CANCELED
+    assert sent == []
+
+
+@pytest.mark.slow
+def test_a_dead_remote_worker_fails_once_its_lease_times_out(
+    lease_instance: dg.DagsterInstance, code: Path
+) -> None:
+    marks = Path(os.environ["MARKS"])
+    run_id = _launch(lease_instance, code, "sleepy", LANE)
+    _wait_for(marks / "waiting")
+    view = _view_from(lease_instance, host="another-host")
+    run = _running(lease_instance, run_id)
+    first = view.check_run_worker_health(run)
+    assert first.status.value == "RUNNING", first.msg
+    os.kill(int(run.tags[PID_TAG]), signal.SIGKILL)  # the host's own operator, or the OOM killer
+    started = time.monotonic()
+    while (health := view.check_run_worker_health(run)).status.value != "FAILED":
+        assert time.monotonic() - started < TIMEOUT_S + 5, "a dead remote worker kept its lease"
+        time.sleep(0.1)
+    assert time.monotonic() - started >= TIMEOUT_S - HEARTBEAT_S - 0.1  # only after the timeout
+    assert "no heartbeat" in (health.msg or "")
+    lease_instance.report_run_failed(run)
+
+
+def test_it_refuses_a_dagster_version_it_was_not_tested_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    check_dagster_version(dg.__version__)  # the installed one is tested
+    assert dg.__version__ in TESTED_DAGSTER_VERSIONS
+    message = r"tested with dagster 1\.13\.27 only, and this is dagster 1\.14\.0.*run_launcher"
+    with pytest.raises(dg.DagsterInvariantViolationError, match=message):
+        check_dagster_version("1.14.0")
+    monkeypatch.setattr(dg, "__version__", "1.14.0")
+    with pytest.raises(dg.DagsterInvariantViolationError, match="default launcher"):
+        WarmRunLauncher()
+    overrides = {"run_launcher": {"module": "pipelines.run_launcher", "class": "WarmRunLauncher"}}
+    with (
+        dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance,
+        pytest.raises(dg.DagsterInvariantViolationError, match=r"1\.14\.0"),
+    ):
+        instance.run_launcher  # noqa: B018  # what the daemon and the webserver load first
+
+
+def test_heartbeat_settings_are_checked() -> None:
+    with pytest.raises(dg.DagsterInvalidConfigError, match="heartbeat_timeout_seconds"):
+        WarmRunLauncher(heartbeat_interval_seconds=2, heartbeat_timeout_seconds=5)
+    with pytest.raises(dg.DagsterInvalidConfigError, match="heartbeat_interval_seconds"):
+        WarmRunLauncher(heartbeat_interval_seconds=0)
+
+
+def test_an_identity_names_one_process_of_one_machine() -> None:
+    me = WorkerIdentity.here()
+    assert me.is_running()
+    assert WorkerIdentity.from_tags(me.tags()) == me
+    assert not dataclasses.replace(me, started_at=me.started_at + 1).is_running()  # reused pid
+    assert not me.same_machine(dataclasses.replace(me, boot_id="rebooted"))
+    assert not me.same_machine(dataclasses.replace(me, host="elsewhere"))
+    assert WorkerIdentity.from_tags({PID_TAG: "1"}) is None  # a run from before identities
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert WorkerIdentity.of(child.pid) is None  # gone
+
+
+def test_a_run_recorded_without_an_identity_is_neither_checked_nor_signalled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A bar run launched before identities were recorded: a PID and a host, nothing more.
+    with dg.instance_for_test() as instance:
+        launcher = WarmRunLauncher()
+        launcher.register_instance(instance)
+        run = dg.DagsterRun(job_name="legacy", tags={PID_TAG: str(os.getpid()), HOST_TAG: "h"})
+        instance.add_run(run)
+        health = launcher.check_run_worker_health(run)
+        assert health.status.value == "RUNNING"
+        assert "not checked" in (health.msg or "")
+        sent = _no_signals(monkeypatch)
+        assert not launcher.terminate(run.run_id)
+        assert sent == []

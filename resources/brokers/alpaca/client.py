@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -51,6 +51,7 @@ class AlpacaBroker:
     """Alpaca trading API as a :class:`~allocator.execution.orders.Broker` (equities and ETFs)."""
 
     name = Venue.ALPACA.value
+    server_time_resolution_s = 0.0  # the clock's timestamp carries (at least) microseconds
 
     def __init__(
         self,
@@ -173,6 +174,14 @@ class AlpacaBroker:
             for key in ("cash", "equity", "buying_power")
             if getattr(acct, key, None) is not None
         }
+
+    def server_time(self) -> datetime:
+        """The venue's clock (``GET /v2/clock``), timezone-aware UTC (``allocator doctor``)."""
+        clock = self._call("clock", self._client.get_clock)
+        stamp: datetime = clock.timestamp
+        if stamp.tzinfo is None:
+            raise BrokerError(f"alpaca: the clock's timestamp has no time zone: {stamp}")
+        return stamp.astimezone(UTC)
 
     def close(self) -> None:
         self._client._session.close()

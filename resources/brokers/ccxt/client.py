@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,6 +90,8 @@ def _build(
 
 class CcxtBroker:
     """A ccxt exchange as a :class:`~allocator.execution.orders.Broker` (crypto spot)."""
+
+    server_time_resolution_s = 0.001  # ccxt's fetch_time answers milliseconds
 
     def __init__(
         self,
@@ -288,6 +291,14 @@ class CcxtBroker:
             for ccy, amount in totals.items()
             if amount is not None
         }
+
+    def server_time(self) -> datetime:
+        """The exchange's clock (ccxt ``fetch_time``), timezone-aware UTC (``allocator
+        doctor``)."""
+        millis = self._call("server time", lambda ex: ex.fetch_time())
+        if not isinstance(millis, int):
+            raise BrokerError(f"{self.exchange_id}: server time is not a number: {millis!r}")
+        return datetime.fromtimestamp(millis / 1000, UTC)
 
     def close(self) -> None:
         with self._pool_lock:

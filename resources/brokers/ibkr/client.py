@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -45,6 +46,7 @@ class IbkrBroker:
     """TWS / IB Gateway as a :class:`~allocator.execution.orders.Broker` (stock, FX, futures)."""
 
     name = Venue.IBKR.value
+    server_time_resolution_s = 1.0  # reqCurrentTime answers whole seconds
 
     def __init__(
         self,
@@ -68,7 +70,9 @@ class IbkrBroker:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._ib: IB | None = None
+        self._connecting = threading.Lock()
         self._contracts: dict[tuple[str, AssetClass], Any] = {}
+        self._one_at_a_time: dict[str, asyncio.Lock] = {}
 
     # -- loop plumbing ----------------------------------------------------------------------
     def run(self, call: Callable[[], Awaitable[T]], timeout_s: float | None = None) -> T:
@@ -90,12 +94,27 @@ class IbkrBroker:
 
     @property
     def ib(self) -> IB:
-        if self._ib is None or not self._ib.isConnected():
-            if self._ib is not None:  # a dropped session: release its transport first
-                old, self._ib = self._ib, None
-                self.run(lambda: self._disconnect(old))
-            self._ib = self.run(self._connect)
-        return self._ib
+        # One session per broker: the bar's concurrent calls must not each connect (TWS
+        # refuses a second session with the same client id).
+        with self._connecting:
+            if self._ib is None or not self._ib.isConnected():
+                if self._ib is not None:  # a dropped session: release its transport first
+                    old, self._ib = self._ib, None
+                    self.run(lambda: self._disconnect(old))
+                self._ib = self.run(self._connect)
+            return self._ib
+
+    async def _alone(self, kind: str, request: Callable[[], Awaitable[T]]) -> T:
+        """``request()`` with no other request of its ``kind`` in flight on this session.
+
+        ib_async keeps one future per request kind for the requests without a request id
+        (``completedOrders``, ``openOrders``, ``positions``): a second one sent while the first
+        waits replaces its future, and the first never gets an answer. A bar's orders are
+        looked up concurrently, so these requests queue here (on the loop thread).
+        """
+        lock = self._one_at_a_time.setdefault(kind, asyncio.Lock())
+        async with lock:
+            return await request()
 
     async def _connect(self) -> IB:
         ib = IB()
@@ -230,7 +249,10 @@ class IbkrBroker:
                         f"ibkr lookup {client_order_id}: placed in this session, not acknowledged"
                     )
                 return self._priced(to_broker_order(symbol, trade, self._fills(trade)))
-        for trade in await ib.reqCompletedOrdersAsync(apiOnly=False):
+        completed = await self._alone(
+            "completedOrders", lambda: ib.reqCompletedOrdersAsync(apiOnly=False)
+        )
+        for trade in completed:
             if trade.order.orderRef == client_order_id:
                 return self._priced(to_broker_order(symbol, trade, self._fills(trade)))
         for fill in await ib.reqExecutionsAsync():
@@ -253,7 +275,7 @@ class IbkrBroker:
 
     def open_orders(self) -> Sequence[BrokerOrder]:
         ib = self.ib
-        trades = self.run(ib.reqAllOpenOrdersAsync)
+        trades = self.run(lambda: self._alone("openOrders", ib.reqAllOpenOrdersAsync))
         return [
             to_broker_order(position_key(t.contract), t, self._fills(t))
             for t in trades
@@ -262,7 +284,7 @@ class IbkrBroker:
 
     def positions(self) -> Mapping[str, Decimal]:
         ib = self.ib
-        positions = self.run(ib.reqPositionsAsync)
+        positions = self.run(lambda: self._alone("positions", ib.reqPositionsAsync))
         return {
             position_key(p.contract): to_decimal(p.position, "IB position")
             for p in positions
@@ -272,6 +294,13 @@ class IbkrBroker:
     def cancel(self, symbol: str, client_order_id: str) -> None:
         ib = self.ib
         self.run(lambda: self._cancel(ib, client_order_id))
+
+    def server_time(self) -> datetime:
+        """TWS's clock (``reqCurrentTime``, whole seconds), timezone-aware UTC (``allocator
+        doctor``)."""
+        ib = self.ib
+        stamp: datetime = self.run(ib.reqCurrentTimeAsync)
+        return stamp.astimezone(UTC)
 
     async def _cancel(self, ib: IB, client_order_id: str) -> None:
         for trade in ib.openTrades():

@@ -25,12 +25,23 @@ STORED = {
     "min_notional",
     "invalid",
     "late",
+    # the risk stage (docs/spec-12-risk.md)
+    "reducing",
+    "risk_notional",
+    "risk_qty",
+    "risk_position",
+    "risk_exposure",
+    "risk_price",
+    "risk_rate",
     "unknown_strategy",
     "unknown_asset_class",
     "stale_bar",
     "duplicate",
     "conflict",
     "restated",
+    # the strategy gateway's returns (docs/decisions/0015-strategy-gateway.md)
+    "settled",
+    "backdated",
 }
 
 
@@ -55,6 +66,13 @@ def test_spec7_reasons_are_the_intent_outcomes() -> None:
         "min_notional",
         "invalid",
         "late",
+        "reducing",
+        "risk_notional",
+        "risk_qty",
+        "risk_position",
+        "risk_exposure",
+        "risk_price",
+        "risk_rate",
     }
 
 

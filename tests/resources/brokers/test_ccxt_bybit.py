@@ -76,6 +76,26 @@ def test_buy_fee_in_base_coin_is_kept_in_base_units(fake_bybit: FakeBybit) -> No
     assert broker.account()["BTC"] == Decimal("0.00999") == fill.qty - fill.fee
 
 
+def test_a_fee_charged_in_the_quote_coin_is_read_as_a_quote_fee(fake_bybit: FakeBybit) -> None:
+    # The execution names its fee coin (feeCoin): ccxt must not assume Bybit's base-coin rule.
+    fake_bybit.fee_asset = "quote"
+    broker = _broker(fake_bybit)
+    request = OrderRequest(
+        client_order_id="3" * 32,
+        symbol="ETH/USDT",
+        asset_class=AssetClass.CRYPTO,
+        side=Side.BUY,
+        qty=Decimal("0.5"),
+        venue=Venue.CCXT,
+    )
+    order = broker.submit(request)
+    (fill,) = order.fills
+    assert (fill.fee, fill.fee_currency) == (Decimal("1.5"), None)  # 0.1% of 1,500 USDT
+    assert order.fee == Decimal("1.5")
+    assert broker.positions()["ETH/USDT"] == Decimal("0.5") == fill.qty
+    assert fake_bybit.holdings() == {"ETHUSDT": Decimal("0.5")}
+
+
 def test_a_wrong_secret_fails_the_signature_check(fake_bybit: FakeBybit) -> None:
     broker = _broker(fake_bybit, secret="not-the-secret")
     with pytest.raises(BrokerError, match=r"error sign"):

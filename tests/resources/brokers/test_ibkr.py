@@ -203,3 +203,31 @@ def test_quantity_reaches_tws_as_exact_decimal_text(fake_tws: FakeTws) -> None:
     )
     broker.submit(request)
     assert fake_tws.received_qty == ["4"]  # a float would have gone out as "4.0"
+
+
+def test_concurrent_lookups_on_one_session_all_get_their_answer(fake_tws: FakeTws) -> None:
+    # A bar's orders go out concurrently (execute_orders), each looked up before it is sent.
+    # ib_async keeps one future per request kind ("completedOrders", "openOrders",
+    # "positions"): a second such request while one is in flight would orphan the first,
+    # which then times out and leaves its order unknown, unsent.
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    broker = _broker(fake_tws)
+    placed = submit_idempotently(broker, _request("SPY", AssetClass.ETF, "1", "seen"), lookups=2)
+    assert placed.state is OrderState.FILLED, placed.detail
+    n = 8
+    barrier = Barrier(n)
+
+    def lookup(i: int) -> object:
+        barrier.wait()
+        if i % 2:
+            return broker.positions()
+        return broker.lookup("SPY", client_order_id("ib", f"never-{i}", "SPY", Side.BUY))
+
+    try:
+        with ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(lookup, range(n)))
+    finally:
+        broker.close()
+    assert answers == [None if i % 2 == 0 else {"SPY": Decimal(1)} for i in range(n)]
