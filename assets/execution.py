@@ -16,9 +16,11 @@ order's venue mode (``orders.mode``). So a re-execution of a failed run, from an
 the stored orders at most once.
 
 Crash tests inject a failure inside ``run_bar`` through the environment of the run
-(:func:`_checkpoint_hook`: ``ALLOCATOR_BAR_CHECKPOINT=kill@ack:`` SIGKILLs the run worker after
-the first acknowledgement is journaled, ``fail@NAME`` raises; ``ALLOCATOR_BAR_CHECKPOINT_ONCE``
-names a marker file so that it fires once). Unset, nothing is called.
+(:func:`_checkpoint_hook`, test-only: ``ALLOCATOR_BAR_CHECKPOINT=kill@ack:`` SIGKILLs the run
+worker after the first acknowledgement is journaled, ``fail@NAME`` raises, ``BAR=kill@NAME``
+applies to one bar only; ``bar_plan`` passes it for ``sealed`` and ``planned``,
+``submitted_orders`` for the rest; ``ALLOCATOR_BAR_CHECKPOINT_ONCE`` names a marker file so
+that it fires once). Unset, nothing is called.
 """
 
 import os
@@ -58,19 +60,39 @@ def _no_checkpoint(_: str) -> None:
     return None
 
 
-def _checkpoint_hook() -> Callable[[str], None]:
-    """A failure injected at a named step of ``run_bar`` (for the crash tests; see the module
-    doc): ``ALLOCATOR_BAR_CHECKPOINT`` = ``kill@NAME`` (SIGKILL this process) or
-    ``fail@NAME`` (raise), ``NAME`` a checkpoint or its prefix (``ack:`` for the first
-    acknowledgement); with ``ALLOCATOR_BAR_CHECKPOINT_ONCE`` = a file path, it fires only
-    while that file does not exist (and creates it first), so the retry runs through."""
+def _checkpoint_hook(bar: Bar | None = None) -> Callable[[str], None]:
+    """A failure injected at a named step of ``run_bar`` (test-only, for the crash tests; see
+    the module doc). Unset, it is inert: nothing is called.
+
+    ``ALLOCATOR_BAR_CHECKPOINT`` is one entry or several separated by ``;``, each
+    ``kill@NAME`` (SIGKILL this process) or ``fail@NAME`` (raise), ``NAME`` a checkpoint or
+    its prefix (``ack:`` for the first acknowledgement), optionally scoped to one bar as
+    ``BAR=kill@NAME`` (``2020-01-03=kill@journaled``: only that bar's runs fire it; one
+    daemon can so kill each of several bars at a step of its own). An unscoped entry applies
+    to every bar; the first entry that applies to ``bar`` is used. With
+    ``ALLOCATOR_BAR_CHECKPOINT_ONCE`` = a file path, it fires only while that file does not
+    exist (and creates it first), so the retry runs through; a bar-scoped entry uses that path
+    with ``.BAR`` appended (``:`` of an intraday bar as ``-``), one marker per bar."""
     spec = os.environ.get(CHECKPOINT_ENV, "")
     if not spec:
         return _no_checkpoint
-    action, _, name = spec.partition("@")
-    if action not in ("kill", "fail") or not name:
-        raise dg.Failure(f"{CHECKPOINT_ENV} must be kill@NAME or fail@NAME, got {spec!r}")
+    chosen: tuple[str, str, str] | None = None  # (action, name, scope)
+    for entry in (e.strip() for e in spec.split(";")):
+        scope, sep, rule = entry.rpartition("=") if "=" in entry else ("", "", entry)
+        action, _, name = rule.partition("@")
+        if action not in ("kill", "fail") or not name or (sep and not scope):
+            raise dg.Failure(
+                f"{CHECKPOINT_ENV} entries must be [BAR=]kill@NAME or [BAR=]fail@NAME, "
+                f"got {entry!r} in {spec!r}"
+            )
+        if chosen is None and (not scope or (bar is not None and scope == bar.key)):
+            chosen = (action, name, scope)
+    if chosen is None:
+        return _no_checkpoint
+    action, name, scope = chosen
     once = os.environ.get(CHECKPOINT_ONCE_ENV, "")
+    if once and scope:
+        once = f"{once}.{scope.replace(':', '-')}"
 
     def hook(step: str) -> None:
         if not step.startswith(name):
@@ -296,6 +318,7 @@ def bar_plan(
                 total_capital=config.allocation.total_capital,
                 account=config.execution.account,
                 sealed_by="bar_job",
+                checkpoint=_checkpoint_hook(bar),  # ``sealed``, ``planned``
                 risk=config.risk,
                 price_times=market.price_times(bar.key) if not frozen_before else None,
             )
@@ -404,7 +427,7 @@ def submitted_orders(
     bar = bar_of(context)
     config = settings.config()
     instruments = settings.instruments()
-    hook = _checkpoint_hook()
+    hook = _checkpoint_hook(bar)
     with ledger.open() as store:
         paper_config = paper.config()
         brokers = bar_venues(settings, store, paper)
