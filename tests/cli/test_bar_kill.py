@@ -15,8 +15,7 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,10 +30,10 @@ from allocator.rebalance import AllocationRow
 from cli.main import main
 from resources.brokers.registry import pipeline_venues
 from resources.ledger import Ledger
+from tests.cli.test_bar_kill_venues import Zygote
 
 D = Decimal
 
-SCRIPT = Path(__file__).with_name("bar_kill_script.py")
 ROOT = Path(__file__).resolve().parents[2]
 BAR = parse_bar("2024-05-01")
 # SPY: A buys 100, B sells 60 (net buy 40 at alpaca); BTC/USDT: B buys 0.01 (ccxt).
@@ -79,56 +78,42 @@ def _setup(url: str, tmp: Path) -> Path:
     return prices
 
 
-def _command(url: str, prices: Path, crash_at: str) -> list[str]:
-    return [
-        sys.executable,
-        str(SCRIPT),
-        crash_at,
-        "bar",
-        "run",
-        BAR.key,
-        "--ledger",
-        url,
-        "--prices",
-        str(prices),
-    ]
-
-
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_MODE")}  # the sim venues
+    return dict(env, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
 
 
-def _run(url: str, prices: Path, crash_at: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        _command(url, prices, crash_at),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    """``allocator bar run`` in children forked from one warm parent (``bar_kill_zygote.py``):
+    each a process of its own, really SIGKILLed, without a new interpreter's seconds of imports."""
+    z = Zygote()
+    try:
+        yield z
+    finally:
+        z.close()
 
 
-def _kill_at_random(url: str, prices: Path, seed: int) -> int:
-    """Start the bar, wait for its first checkpoint, then SIGKILL it after a seeded delay."""
+_RUNS = [0]
+
+
+def _run(
+    zygote: Zygote, url: str, prices: Path, crash_at: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """``allocator bar run BAR`` in a new process; ``crash_at`` as ``bar_kill_script.py``'s, or
+    ``@SECONDS`` (SIGKILL that long after the seal)."""
+    _RUNS[0] += 1
+    folder = prices.parent
+    out, err = folder / f"run{_RUNS[0]}.out", folder / f"run{_RUNS[0]}.err"
+    args = ["bar", "run", BAR.key, "--ledger", url, "--prices", str(prices)]
+    ended = zygote.run_args(args, _env(), crash_at, out, err)
+    return subprocess.CompletedProcess(args, ended.returncode, ended.stdout, ended.stderr)
+
+
+def _kill_at_random(zygote: Zygote, url: str, prices: Path, seed: int) -> int:
+    """Start the bar and SIGKILL it a seeded delay after its seal."""
     delay = random.Random(seed).uniform(0.0, 0.04)  # the bar takes ~40 ms after its seal
-    with subprocess.Popen(
-        _command(url, prices, ""),
-        env=dict(_env(), BAR_KILL_TRACE="1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stderr is not None
-        started = time.monotonic()
-        for line in proc.stderr:
-            if line.startswith("checkpoint 1 "):
-                break
-            assert time.monotonic() - started < 120, "the bar never reached its first checkpoint"
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.stderr.read()
-        return proc.wait(timeout=60)
+    return _run(zygote, url, prices, f"@{delay:.4f}").returncode
 
 
 def _submit_late(url: str, tmp: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -212,10 +197,10 @@ def _reconcile_halts_nothing(url: str) -> None:
 
 @pytest.mark.parametrize("nth", range(1, N_CHECKPOINTS + 1))
 def test_kill_at_every_checkpoint_then_rerun_settles_once(
-    ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], nth: int
+    zygote: Zygote, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], nth: int
 ) -> None:
     prices = _setup(ledger_url, tmp_path)
-    killed = _run(ledger_url, prices, f"#{nth}")
+    killed = _run(zygote, ledger_url, prices, f"#{nth}")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     ledger = Ledger(ledger_url)
     try:
@@ -227,10 +212,10 @@ def test_kill_at_every_checkpoint_then_rerun_settles_once(
         ledger.close()
     _reconcile_halts_nothing(ledger_url)
     late = _submit_late(ledger_url, tmp_path, capsys)
-    rerun = _run(ledger_url, prices)
+    rerun = _run(zygote, ledger_url, prices)
     assert rerun.returncode == 0, rerun.stderr
     _check_after_rerun(ledger_url, late)
-    again = _run(ledger_url, prices)
+    again = _run(zygote, ledger_url, prices)
     assert again.returncode == 0
     assert "already settled" in again.stdout
     _check_after_rerun(ledger_url, late)
@@ -238,22 +223,22 @@ def test_kill_at_every_checkpoint_then_rerun_settles_once(
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_kill_at_a_random_instant_then_rerun_settles_once(
-    ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int
+    zygote: Zygote, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int
 ) -> None:
     prices = _setup(ledger_url, tmp_path)
-    code = _kill_at_random(ledger_url, prices, seed)
+    code = _kill_at_random(zygote, ledger_url, prices, seed)
     assert code in (0, -signal.SIGKILL)
     late = _submit_late(ledger_url, tmp_path, capsys)
-    rerun = _run(ledger_url, prices)
+    rerun = _run(zygote, ledger_url, prices)
     assert rerun.returncode == 0, rerun.stderr
     _check_after_rerun(ledger_url, late)
 
 
 def test_a_crash_between_fill_and_record_does_not_halt_the_next_bar(
-    ledger_url: str, tmp_path: Path
+    zygote: Zygote, ledger_url: str, tmp_path: Path
 ) -> None:
     prices = _setup(ledger_url, tmp_path)
-    killed = _run(ledger_url, prices, "recording")
+    killed = _run(zygote, ledger_url, prices, "recording")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     ledger = Ledger(ledger_url)
     try:
@@ -267,17 +252,17 @@ def test_a_crash_between_fill_and_record_does_not_halt_the_next_bar(
         assert expected.positions == {"SPY": D(40)}  # the unsettled fill is the ledger's own
     finally:
         ledger.close()
-    assert _run(ledger_url, prices).returncode == 0
+    assert _run(zygote, ledger_url, prices).returncode == 0
     _check_after_rerun(ledger_url, [])
 
 
 def test_bar_status_json_shows_lifecycle_orders_fills_and_refusals(
-    ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    zygote: Zygote, ledger_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import json
 
     prices = _setup(ledger_url, tmp_path)
-    assert _run(ledger_url, prices, "fill:").returncode == -signal.SIGKILL
+    assert _run(zygote, ledger_url, prices, "fill:").returncode == -signal.SIGKILL
     late = _submit_late(ledger_url, tmp_path, capsys)
     assert main(["bar", "status", BAR.key, "--ledger", ledger_url, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

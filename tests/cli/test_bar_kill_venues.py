@@ -330,9 +330,16 @@ class Zygote:
         assert self.proc.stdin is not None
         bench.runs += 1
         out, err = bench.tmp / f"run{bench.runs}.out", bench.tmp / f"run{bench.runs}.err"
+        return self.run_args(bench.args(), _environment(bench), crash_at, out, err)
+
+    def run_args(
+        self, args: list[str], env: dict[str, str], crash_at: str, out: Path, err: Path
+    ) -> Ended:
+        """One ``allocator ARGS`` in a new child with ``env``; its output in ``out``/``err``."""
+        assert self.proc.stdin is not None
         request = {
-            "args": bench.args(),
-            "env": _environment(bench),
+            "args": args,
+            "env": env,
             "crash_at": crash_at,
             "stdout": str(out),
             "stderr": str(err),
