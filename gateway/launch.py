@@ -256,8 +256,26 @@ class BarLauncher:
             self.error = f"cannot load the code location: {type(exc).__name__}: {exc}"
             _log.error("bar launcher off: %s", self.error)
             return False
+        self._prewarm()
         self._ready.set()
         return True
+
+    def _prewarm(self) -> None:
+        """Have the instance's run launcher start its bar-run workers now (the warm launcher
+        of ``dagster.yaml`` has ``prewarm``; any other launcher starts each run as it does), so
+        the first bar this gateway launches starts warm too."""
+        assert self._instance is not None
+        prewarm = getattr(self._instance.run_launcher, "prewarm", None)
+        if prewarm is None:
+            return
+        try:
+            context = self._workspace.create_request_context()
+            location = context.get_code_location(self._location)
+            job = self._settings.bar_job
+            repo = next(r for r in location.get_repositories().values() if r.has_job(job))
+            prewarm(repo.get_full_job(job).get_python_origin())
+        except Exception:  # only the first bar's start-up is slower
+            _log.exception("could not prewarm the bar-run workers (the first bar starts cold)")
 
     def _loop(self) -> None:
         if not self._load():

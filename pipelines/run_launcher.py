@@ -4,9 +4,10 @@ has already loaded the code location (configured in ``dagster.yaml``).
 Why: with the default launcher a bar run starts in a new process (spawned by the code server)
 that imports Dagster (~1.0 s) and then the code location (~0.7 s) before its first step, which
 was most of the ~2.5 s between a bar's run being created and its orders being acknowledged. The
-bar lane is a steady stream of identical runs, so this launcher keeps one spare worker
-(:mod:`pipelines.run_worker`) per code location that has done those imports in advance, hands
-it the next bar run, and starts the next spare at once. The run is executed by Dagster's own
+bar lane is a steady stream of identical runs, so this launcher keeps ``spares`` (default 1)
+spare workers (:mod:`pipelines.run_worker`) per code location that have done those imports in
+advance, hands the next bar run to the oldest (the most likely done loading), and starts its
+replacement at once. The run is executed by Dagster's own
 run-worker code (``dagster api execute_run``), with the same events, compute logs, step
 concurrency pools and failure handling as any other run.
 
@@ -17,8 +18,9 @@ What is different from the default launcher, and how it is covered:
   through :class:`dagster.DefaultRunLauncher` unchanged. Re-executions of a bar run copy its
   tags, so they use a worker too.
 - The first bar run after a launcher starts (per process: the daemon, the webserver) is a cold
-  start of the same worker; spares exist only after that, so a process that never launches a
-  bar run never starts one.
+  start of the same worker unless :meth:`WarmRunLauncher.prewarm` was called (the gateway does
+  when it has loaded the code location); spares exist only after that, so a process that never
+  launches a bar run (or prewarms) never starts one.
 - A spare loaded its code when it started. If a module of the code location changed on disk
   since, the worker does not run the old code: it becomes the stock ``dagster api execute_run``
   (``exec``), which loads the code afresh. A spare that died is replaced by a cold start.
@@ -40,7 +42,7 @@ What is different from the default launcher, and how it is covered:
   ``dagster._cli.api``, ...), so it refuses to load on a Dagster version it was not tested with
   (:data:`TESTED_DAGSTER_VERSIONS`): the error says how to fall back to the default launcher.
 - Spares read their next run from a pipe: when the launching process ends, they see end of
-  input and exit. Each spare costs one idle Python process (~220 MB).
+  input and exit. Each spare costs one idle Python process (~220 MB); ``dagster.yaml`` keeps two.
 
 Tags written on each bar run: ``allocator/run_worker_pid``, ``…_host``, ``…_boot_id``,
 ``…_pid_ns``, ``…_started_at`` (the identity) and ``allocator/run_worker_start`` (``warm`` or
@@ -61,9 +63,7 @@ from typing import Any
 import dagster as dg
 import psutil
 
-TESTED_DAGSTER_VERSIONS = frozenset({"1.13.27"})
-"""The Dagster versions this launcher and its worker were tested with (tests/pipelines/
-test_run_launcher.py and test_daemon.py); it refuses to load on any other."""
+from pipelines.dagster_versions import TESTED_DAGSTER_VERSIONS
 
 
 def check_dagster_version(version: str | None = None) -> None:
@@ -79,7 +79,7 @@ def check_dagster_version(version: str | None = None) -> None:
             "$DAGSTER_HOME/dagster.yaml (and from dagster.yaml / dagster.postgres.yaml in the "
             "project); bar runs then start cold, about 1.2 s slower each. Or run "
             "tests/pipelines/test_run_launcher.py and test_daemon.py on this version and add it "
-            "to TESTED_DAGSTER_VERSIONS in pipelines/run_launcher.py."
+            "to TESTED_DAGSTER_VERSIONS in pipelines/dagster_versions.py."
         )
 
 
@@ -106,6 +106,7 @@ DEFAULT_LANE_TAGS = BAR_LANE
 WORKER_MODULE = "pipelines.run_worker"
 DEFAULT_HEARTBEAT_S = 2.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 20.0
+DEFAULT_SPARES = 1
 # Workers still running their run when their launcher was disposed (reaped later, like
 # subprocess's own list of abandoned children).
 _DETACHED: list[subprocess.Popen[str]] = []
@@ -122,8 +123,13 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         preload_modules: Sequence[str] = (),
         heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_S,
         heartbeat_timeout_seconds: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
+        spares: int = DEFAULT_SPARES,
     ) -> None:
         check_dagster_version()
+        if not 1 <= spares <= 8:
+            raise dg.DagsterInvalidConfigError(
+                f"WarmRunLauncher.spares must lie in [1, 8], got {spares}", [], None
+            )
         if not 0 < heartbeat_interval_seconds <= 60:
             raise dg.DagsterInvalidConfigError(
                 "WarmRunLauncher.heartbeat_interval_seconds must lie in (0, 60], got "
@@ -144,7 +150,9 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         self._heartbeat_s = float(heartbeat_interval_seconds)
         self._timeout_s = float(heartbeat_timeout_seconds)
         self._lock = threading.Lock()
-        self._spares: dict[str, subprocess.Popen[str]] = {}  # serialized repo origin -> spare
+        self._n_spares = int(spares)
+        # serialized repo origin -> its spares, oldest (most likely loaded) first
+        self._spares: dict[str, list[subprocess.Popen[str]]] = {}
         self._workers: dict[str, subprocess.Popen[str]] = {}  # run id -> its worker
         self._here = WorkerIdentity.here()  # where this launcher runs (host, boot, namespace)
 
@@ -159,6 +167,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             "heartbeat_timeout_seconds": dg.Field(
                 float, is_required=False, default_value=DEFAULT_HEARTBEAT_TIMEOUT_S
             ),
+            "spares": dg.Field(int, is_required=False, default_value=DEFAULT_SPARES),
         }
 
     @classmethod
@@ -176,6 +185,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             heartbeat_timeout_seconds=config_value.get(
                 "heartbeat_timeout_seconds", DEFAULT_HEARTBEAT_TIMEOUT_S
             ),
+            spares=config_value.get("spares", DEFAULT_SPARES),
         )
 
     # --- launching ---------------------------------------------------------------------------
@@ -197,18 +207,10 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         run_args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=ref)
         args = serialize_value(run_args)
         repo = origin.repository_origin
-        key = serialize_value(repo)
-        spec = json.dumps(
-            {
-                "origin": key,
-                "instance_ref": serialize_value(ref),
-                "preload": self._preload,
-                "heartbeat_s": self._heartbeat_s,
-            }
-        )
+        key, spec = self._spec(repo, ref)
         with self._lock:
             self._reap()
-            worker, start = self._spares.pop(key, None), "warm"
+            worker, start = self._take_spare(key), "warm"
             for _ in range(2):  # a spare that died (before or during the hand-over): go cold
                 if worker is None or worker.poll() is not None:
                     worker, start = self._start_worker(spec, repo), "cold"
@@ -234,7 +236,49 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                 )
             self._workers[run.run_id] = worker
             self._run_ids.add(run.run_id)
-            self._spares[key] = self._start_worker(spec, repo)  # the next run's
+            self._top_up(key, spec, repo)  # the next runs'
+
+    def prewarm(self, origin: Any) -> bool:
+        """Start the spares of ``origin``'s code location (a job's Python origin) now, so that
+        even the first bar run of this process starts warm (the gateway calls it when it has
+        loaded the code location). ``False`` when the instance cannot be referenced from
+        another process (an in-memory instance: its runs are never handed to a worker)."""
+        ref = self._instance_ref()
+        if ref is None:
+            return False
+        repo = origin.repository_origin
+        key, spec = self._spec(repo, ref)
+        with self._lock:
+            self._top_up(key, spec, repo)
+        return True
+
+    def _spec(self, repo: Any, ref: Any) -> tuple[str, str]:
+        key = serialize_value(repo)
+        spec = json.dumps(
+            {
+                "origin": key,
+                "instance_ref": serialize_value(ref),
+                "preload": self._preload,
+                "heartbeat_s": self._heartbeat_s,
+            }
+        )
+        return key, spec
+
+    def _take_spare(self, key: str) -> subprocess.Popen[str] | None:
+        """The oldest live spare of ``key`` (the one most likely done loading), or ``None``."""
+        spares = self._spares.get(key, [])
+        while spares:
+            spare = spares.pop(0)
+            if spare.poll() is None:
+                return spare
+            spare.wait()
+        return None
+
+    def _top_up(self, key: str, spec: str, repo: Any) -> None:
+        spares = self._spares.setdefault(key, [])
+        spares[:] = [w for w in spares if w.poll() is None]
+        while len(spares) < self._n_spares:
+            spares.append(self._start_worker(spec, repo))
 
     def _instance_ref(self) -> Any:
         """The instance's reference for another process; ``None`` for an in-memory instance,
@@ -374,7 +418,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         """Stop the spares (no run was handed to them); leave running workers to finish their
         runs (they are kept referenced, and reaped by the next launch in this process)."""
         with self._lock:
-            for spare in self._spares.values():
+            for spare in (w for spares in self._spares.values() for w in spares):
                 spare.kill()
                 spare.wait()
                 if spare.stdin is not None:

@@ -141,6 +141,42 @@ def test_lane_runs_start_warm_after_the_first_and_run_in_the_tagged_worker(
 
 
 @pytest.mark.slow
+def test_prewarmed_spares_start_even_the_first_run_warm_and_two_back_to_back_runs_too(
+    tmp_path: Path, code: Path
+) -> None:
+    overrides = {
+        "run_launcher": {
+            "module": "pipelines.run_launcher",
+            "class": "WarmRunLauncher",
+            "config": {"lane_tags": LANE, "spares": 2},
+        }
+    }
+    (tmp_path / "home2").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home2"), overrides=overrides) as inst:
+        launcher = inst.run_launcher
+        assert isinstance(launcher, WarmRunLauncher)
+        module = importlib.import_module(code.stem)
+        assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
+        ((first, second),) = launcher._spares.values()  # two spares, before any run
+        time.sleep(3)  # both loaded
+        # two runs launched back to back: each takes a loaded spare (the replacement of the
+        # first is still loading when the second arrives), oldest first
+        run_ids = [_launch(inst, code, "quick", LANE), _launch(inst, code, "quick", LANE)]
+        runs = [_wait(inst, run_id) for run_id in run_ids]
+        assert [r.tags[START_TAG] for r in runs] == ["warm", "warm"]
+        assert [int(r.tags[PID_TAG]) for r in runs] == [first.pid, second.pid]
+        assert all(r.is_success for r in runs)
+        (spares,) = launcher._spares.values()
+        assert len(spares) == 2
+        assert {first.pid, second.pid}.isdisjoint(w.pid for w in spares)
+
+
+def test_the_number_of_spares_is_bounded() -> None:
+    with pytest.raises(dg.DagsterInvalidConfigError, match="spares must lie in"):
+        WarmRunLauncher(spares=0)
+
+
+@pytest.mark.slow
 def test_a_run_without_the_lane_tags_is_left_to_the_default_launcher(
     warm_instance: dg.DagsterInstance, code: Path
 ) -> None:
@@ -325,7 +361,7 @@ def test_a_reused_pid_is_another_process_never_taken_for_the_worker(
     launcher._workers[run_id].wait()  # reaped: the pid is free for reuse
     # The PID is reused by another run worker (after a container restart the next spare can
     # get it): same host, same command line, another start time.
-    (spare,) = launcher._spares.values()
+    ((spare,),) = launcher._spares.values()
     assert spare.poll() is None
     warm_instance.add_run_tags(run_id, {PID_TAG: str(spare.pid)})
     run = _running(warm_instance, run_id)
