@@ -69,6 +69,7 @@ SENSOR_NAME_TAG = "dagster/sensor_name"  # dagster._core.storage.tags.SENSOR_NAM
 SENSOR_NAME = "bar_sensor"
 CODE_MODULE = "pipelines.definitions"
 LOCATION_NAME = "allocator"  # pyproject.toml [tool.dg.project] code_location_name
+PREWARM_WAIT_S = 120.0  # how long the launcher waits for its workers to load before it is ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +262,10 @@ class BarLauncher:
         return True
 
     def _prewarm(self) -> None:
-        """Have the instance's run launcher start its bar-run workers now (the warm launcher
-        of ``dagster.yaml`` has ``prewarm``; any other launcher starts each run as it does), so
-        the first bar this gateway launches starts warm too."""
+        """Have the instance's run launcher start its bar-run workers now and wait until they
+        have loaded (the warm launcher of ``dagster.yaml`` has ``prewarm`` and ``wait_spares``;
+        any other launcher starts each run as it does), so the first bar this gateway launches
+        starts warm too."""
         assert self._instance is not None
         prewarm = getattr(self._instance.run_launcher, "prewarm", None)
         if prewarm is None:
@@ -274,6 +276,9 @@ class BarLauncher:
             job = self._settings.bar_job
             repo = next(r for r in location.get_repositories().values() if r.has_job(job))
             prewarm(repo.get_full_job(job).get_python_origin())
+            wait = getattr(self._instance.run_launcher, "wait_spares", None)
+            if wait is not None and not wait(PREWARM_WAIT_S):
+                _log.warning("bar-run workers still loading after %s s", PREWARM_WAIT_S)
         except Exception:  # only the first bar's start-up is slower
             _log.exception("could not prewarm the bar-run workers (the first bar starts cold)")
 

@@ -52,6 +52,8 @@ Tags written on each bar run: ``allocator/run_worker_pid``, ``…_host``, ``…_
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -107,6 +109,16 @@ WORKER_MODULE = "pipelines.run_worker"
 DEFAULT_HEARTBEAT_S = 2.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 20.0
 DEFAULT_SPARES = 1
+# The read ends of the spares' "done loading" pipes, by worker PID (closed at hand-over).
+_READY_FDS: dict[int, int] = {}
+
+
+def _close_ready(pid: int) -> None:
+    fd = _READY_FDS.pop(pid, None)
+    if fd is not None:
+        os.close(fd)
+
+
 # Workers still running their run when their launcher was disposed (reaped later, like
 # subprocess's own list of abandoned children).
 _DETACHED: list[subprocess.Popen[str]] = []
@@ -124,6 +136,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_S,
         heartbeat_timeout_seconds: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
         spares: int = DEFAULT_SPARES,
+        prewarm_monitored_runs: bool = False,
     ) -> None:
         check_dagster_version()
         if not 1 <= spares <= 8:
@@ -151,6 +164,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         self._timeout_s = float(heartbeat_timeout_seconds)
         self._lock = threading.Lock()
         self._n_spares = int(spares)
+        self._prewarm_monitored = bool(prewarm_monitored_runs)
         # serialized repo origin -> its spares, oldest (most likely loaded) first
         self._spares: dict[str, list[subprocess.Popen[str]]] = {}
         self._workers: dict[str, subprocess.Popen[str]] = {}  # run id -> its worker
@@ -168,6 +182,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                 float, is_required=False, default_value=DEFAULT_HEARTBEAT_TIMEOUT_S
             ),
             "spares": dg.Field(int, is_required=False, default_value=DEFAULT_SPARES),
+            "prewarm_monitored_runs": dg.Field(bool, is_required=False, default_value=False),
         }
 
     @classmethod
@@ -186,6 +201,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                 "heartbeat_timeout_seconds", DEFAULT_HEARTBEAT_TIMEOUT_S
             ),
             spares=config_value.get("spares", DEFAULT_SPARES),
+            prewarm_monitored_runs=config_value.get("prewarm_monitored_runs", False),
         )
 
     # --- launching ---------------------------------------------------------------------------
@@ -252,6 +268,24 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             self._top_up(key, spec, repo)
         return True
 
+    def _prewarm_for(self, run: dg.DagsterRun) -> None:
+        """With ``prewarm_monitored_runs``: a lane run this process monitors (the daemon's run
+        monitoring, every few seconds) names its code location; start that location's spares if
+        this process has none, so the first bar the daemon's sensor launches starts warm too
+        (after the gateway launched one). Best effort. Off by default: a process that only
+        looks at a run's health should not start processes."""
+        origin = run.job_code_origin
+        if not self._prewarm_monitored or origin is None or not self.in_lane(run):
+            return
+        key = serialize_value(origin.repository_origin)
+        with self._lock:
+            if any(w.poll() is None for w in self._spares.get(key, [])):
+                return
+        try:
+            self.prewarm(origin)
+        except Exception as exc:  # only a slower first bar
+            self._instance.report_engine_event(f"could not prewarm bar-run workers: {exc}", run)
+
     def _spec(self, repo: Any, ref: Any) -> tuple[str, str]:
         key = serialize_value(repo)
         spec = json.dumps(
@@ -271,11 +305,14 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             spare = spares.pop(0)
             if spare.poll() is None:
                 return spare
+            _close_ready(spare.pid)
             spare.wait()
         return None
 
     def _top_up(self, key: str, spec: str, repo: Any) -> None:
         spares = self._spares.setdefault(key, [])
+        for dead in [w for w in spares if w.poll() is not None]:
+            _close_ready(dead.pid)
         spares[:] = [w for w in spares if w.poll() is None]
         while len(spares) < self._n_spares:
             spares.append(self._start_worker(spec, repo))
@@ -291,20 +328,48 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
     def _start_worker(self, spec: str, repo: Any) -> subprocess.Popen[str]:
         executable = repo.executable_path or sys.executable
         cwd = repo.code_pointer.working_directory or None
-        worker = subprocess.Popen(
-            [executable, "-m", WORKER_MODULE],
-            stdin=subprocess.PIPE,
-            cwd=cwd,
-            text=True,
-            encoding="utf-8",
-        )
+        ready_r, ready_w = os.pipe()  # the worker writes a byte on it when it is done loading
+        try:
+            worker = subprocess.Popen(
+                [executable, "-m", WORKER_MODULE],
+                stdin=subprocess.PIPE,
+                cwd=cwd,
+                text=True,
+                encoding="utf-8",
+                pass_fds=(ready_w,),
+            )
+        except BaseException:
+            os.close(ready_r)
+            raise
+        finally:
+            os.close(ready_w)
+        _READY_FDS[worker.pid] = ready_r
         assert worker.stdin is not None
-        worker.stdin.write(spec + "\n")
+        worker.stdin.write(json.dumps({**json.loads(spec), "ready_fd": ready_w}) + "\n")
         worker.stdin.flush()
         return worker
 
+    def wait_spares(self, timeout_s: float) -> bool:
+        """Wait until every spare is done loading (or has exited), at most ``timeout_s``;
+        whether they all are. The gateway waits on it after :meth:`prewarm`, so that it reports
+        ready only when its first bar can start warm."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            spares = [w for ws in self._spares.values() for w in ws]
+        for worker in spares:
+            fd = _READY_FDS.get(worker.pid)
+            if fd is None:
+                continue
+            left = deadline - time.monotonic()
+            readable, _, _ = select.select([fd], [], [], max(left, 0.0))
+            if not readable:
+                return False
+            _close_ready(worker.pid)
+        return True
+
     @staticmethod
     def _hand_over(worker: subprocess.Popen[str], args: str) -> bool:
+        _close_ready(worker.pid)
         assert worker.stdin is not None
         try:
             worker.stdin.write(args + "\n")
@@ -369,6 +434,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
+        self._prewarm_for(run)
         if PID_TAG not in run.tags:
             return CheckRunHealthResult(
                 WorkerStatus.RUNNING, "launched through the code server: not checked"
@@ -419,6 +485,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         runs (they are kept referenced, and reaped by the next launch in this process)."""
         with self._lock:
             for spare in (w for spares in self._spares.values() for w in spares):
+                _close_ready(spare.pid)
                 spare.kill()
                 spare.wait()
                 if spare.stdin is not None:

@@ -127,6 +127,19 @@ def _start_lease(instance: Any, execute_run_args: str, interval_s: float) -> thr
     return stop
 
 
+def _signal_ready(spec: dict[str, Any]) -> None:
+    """Tell the launcher this spare is done loading (loaded or not: a failed load goes cold):
+    one byte on the pipe it passed as ``ready_fd``, then the pipe is closed."""
+    fd = spec.get("ready_fd")
+    if not isinstance(fd, int):
+        return
+    try:
+        os.write(fd, b".")
+        os.close(fd)
+    except OSError:
+        pass  # the launcher stopped waiting (or exited): nothing to tell
+
+
 def _run_fresh() -> None:
     """``--run``: execute the run in ``DAGSTER_EXECUTE_RUN_ARGS`` as ``dagster api
     execute_run`` does, renewing its lease meanwhile."""
@@ -160,6 +173,7 @@ def main() -> None:
     preload_error = None
     heartbeat_s = 2.0
     instance = None
+    spec: dict[str, Any] = {}
     try:
         from dagster._cli.api import execute_run_command  # the body Dagster's own worker runs
         from dagster._core.instance import DagsterInstance
@@ -191,6 +205,7 @@ def main() -> None:
         preload_error = traceback.format_exc()
         print(f"pipelines.run_worker: advance load failed:\n{preload_error}", file=sys.stderr)
 
+    _signal_ready(spec if isinstance(spec, dict) else {})
     line = sys.stdin.readline().strip()
     if not line:
         return  # no run for this spare

@@ -158,7 +158,7 @@ def test_prewarmed_spares_start_even_the_first_run_warm_and_two_back_to_back_run
         module = importlib.import_module(code.stem)
         assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
         ((first, second),) = launcher._spares.values()  # two spares, before any run
-        time.sleep(3)  # both loaded
+        assert launcher.wait_spares(60)  # both say they are done loading
         # two runs launched back to back: each takes a loaded spare (the replacement of the
         # first is still loading when the second arrives), oldest first
         run_ids = [_launch(inst, code, "quick", LANE), _launch(inst, code, "quick", LANE)]
@@ -169,6 +169,37 @@ def test_prewarmed_spares_start_even_the_first_run_warm_and_two_back_to_back_run
         (spares,) = launcher._spares.values()
         assert len(spares) == 2
         assert {first.pid, second.pid}.isdisjoint(w.pid for w in spares)
+
+
+@pytest.mark.slow
+def test_a_process_that_monitors_a_lane_run_prewarms_its_code_locations_spares(
+    tmp_path: Path, code: Path
+) -> None:
+    # The daemon never launched a bar yet (the gateway did): its run monitoring of the lane
+    # run is what names the code location, so its own first sensor launch starts warm.
+    overrides = {
+        "run_launcher": {
+            "module": "pipelines.run_launcher",
+            "class": "WarmRunLauncher",
+            "config": {"lane_tags": LANE, "prewarm_monitored_runs": True},
+        }
+    }
+    (tmp_path / "home3").mkdir()
+    with (
+        dg.instance_for_test(temp_dir=str(tmp_path / "home3"), overrides=overrides) as gateway,
+        dg.DagsterInstance.from_ref(gateway.get_ref()) as daemon_side,
+    ):
+        run = _wait(gateway, _launch(gateway, code, "quick", LANE))
+        launcher = daemon_side.run_launcher
+        assert isinstance(launcher, WarmRunLauncher)
+        assert not launcher._spares
+        launcher.check_run_worker_health(run)
+        ((spare,),) = launcher._spares.values()
+        assert launcher.wait_spares(60)
+        other = _launch(daemon_side, code, "quick", LANE)
+        done = _wait(daemon_side, other)
+        assert done.tags[START_TAG] == "warm"
+        assert int(done.tags[PID_TAG]) == spare.pid
 
 
 def test_the_number_of_spares_is_bounded() -> None:
