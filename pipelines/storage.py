@@ -44,7 +44,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -200,11 +200,15 @@ def _base_dir(config_value: Mapping[str, Any], subdir: str) -> str:
 _CONFIG = {"base_dir": dg.Field(dg.StringSource, is_required=False)}
 
 
-class KeptEngineSqliteRunStorage(SqliteRunStorage):
-    """Dagster's SQLite run storage (``runs.db``), with its engine kept."""
+class _KeptEngineStorage:
+    """What the run and schedule storages share: one database file (``_conn_string``), its
+    engine kept. A mixin placed before the Dagster class, whose ``connect`` is the fallback."""
+
+    _conn_string: str
+    _SUBDIR = ""  # the default base_dir under $DAGSTER_HOME
 
     def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
-        super().__init__(conn_string, inst_data)
+        super().__init__(conn_string, inst_data)  # type: ignore[call-arg]
         self._engines = _Engines() if engines_kept() else None
 
     @classmethod
@@ -214,13 +218,14 @@ class KeptEngineSqliteRunStorage(SqliteRunStorage):
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> KeptEngineSqliteRunStorage:
-        return cls.from_local(_base_dir(config_value, "history"), inst_data=inst_data)
+    ) -> Any:
+        # Dagster's from_local migrates the file, then builds ``cls``
+        return cls.from_local(_base_dir(config_value, cls._SUBDIR), inst_data=inst_data)  # type: ignore[attr-defined]
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         if self._engines is None:
-            with super().connect() as conn:
+            with super().connect() as conn:  # type: ignore[misc]
                 yield conn
             return
         with self._engines.get(self._conn_string).connect() as conn, conn.begin():
@@ -229,41 +234,20 @@ class KeptEngineSqliteRunStorage(SqliteRunStorage):
     def dispose(self) -> None:
         if self._engines is not None:
             self._engines.clear()
-        super().dispose()
+        super().dispose()  # type: ignore[misc]
 
 
-class KeptEngineSqliteScheduleStorage(SqliteScheduleStorage):
-    """Dagster's SQLite schedule storage (``schedules.db``: sensor ticks), with its engine
-    kept."""
+class KeptEngineSqliteRunStorage(_KeptEngineStorage, SqliteRunStorage):
+    """Dagster's SQLite run storage (``history/runs.db``), with its engine kept."""
 
-    def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None) -> None:
-        super().__init__(conn_string, inst_data)
-        self._engines = _Engines() if engines_kept() else None
+    _SUBDIR = "history"
 
-    @classmethod
-    def config_type(cls) -> Any:
-        return _CONFIG
 
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> KeptEngineSqliteScheduleStorage:
-        storage = cls.from_local(_base_dir(config_value, "schedules"), inst_data=inst_data)
-        return cast(KeptEngineSqliteScheduleStorage, storage)  # from_local builds ``cls``
+class KeptEngineSqliteScheduleStorage(_KeptEngineStorage, SqliteScheduleStorage):
+    """Dagster's SQLite schedule storage (``schedules/schedules.db``: sensor ticks), with its
+    engine kept."""
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        if self._engines is None:
-            with super().connect() as conn:
-                yield conn
-            return
-        with self._engines.get(self._conn_string).connect() as conn, conn.begin():
-            yield conn
-
-    def dispose(self) -> None:
-        if self._engines is not None:
-            self._engines.clear()
-        super().dispose()
+    _SUBDIR = "schedules"
 
 
 class KeptEngineSqliteEventLogStorage(SqliteEventLogStorage):

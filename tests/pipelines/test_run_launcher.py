@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -75,6 +76,16 @@ def code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     importlib.invalidate_caches()
     yield source
     sys.modules.pop(module, None)
+
+
+@contextmanager
+def _warm(home: Path, **config: object) -> Iterator[dg.DagsterInstance]:
+    """A temporary instance in ``home`` whose launcher is WarmRunLauncher with ``config``."""
+    launcher = {"module": "pipelines.run_launcher", "class": "WarmRunLauncher"}
+    overrides = {"run_launcher": {**launcher, "config": {"lane_tags": LANE, **config}}}
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as inst:
+        yield inst
 
 
 @pytest.fixture
@@ -144,15 +155,7 @@ def test_lane_runs_start_warm_after_the_first_and_run_in_the_tagged_worker(
 def test_prewarmed_spares_start_even_the_first_run_warm_and_two_back_to_back_runs_too(
     tmp_path: Path, code: Path
 ) -> None:
-    overrides = {
-        "run_launcher": {
-            "module": "pipelines.run_launcher",
-            "class": "WarmRunLauncher",
-            "config": {"lane_tags": LANE, "spares": 2},
-        }
-    }
-    (tmp_path / "home2").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp_path / "home2"), overrides=overrides) as inst:
+    with _warm(tmp_path / "home2", spares=2) as inst:
         launcher = inst.run_launcher
         assert isinstance(launcher, WarmRunLauncher)
         module = importlib.import_module(code.stem)
@@ -177,16 +180,8 @@ def test_a_process_that_monitors_a_lane_run_prewarms_its_code_locations_spares(
 ) -> None:
     # The daemon never launched a bar yet (the gateway did): its run monitoring of the lane
     # run is what names the code location, so its own first sensor launch starts warm.
-    overrides = {
-        "run_launcher": {
-            "module": "pipelines.run_launcher",
-            "class": "WarmRunLauncher",
-            "config": {"lane_tags": LANE, "prewarm_monitored_runs": True},
-        }
-    }
-    (tmp_path / "home3").mkdir()
     with (
-        dg.instance_for_test(temp_dir=str(tmp_path / "home3"), overrides=overrides) as gateway,
+        _warm(tmp_path / "home3", prewarm_monitored_runs=True) as gateway,
         dg.DagsterInstance.from_ref(gateway.get_ref()) as daemon_side,
     ):
         run = _wait(gateway, _launch(gateway, code, "quick", LANE))
