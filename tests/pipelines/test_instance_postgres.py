@@ -15,7 +15,10 @@ from tests.pipelines.live import PG_URL_VAR, PROJECT, SQLITE, postgres_storage, 
 def test_production_file_has_the_default_settings_with_postgres_storage() -> None:
     default = yaml.safe_load((PROJECT / SQLITE.yaml).read_text())
     production = yaml.safe_load((PROJECT / postgres_storage("").yaml).read_text())
-    assert "storage" not in default  # SQLite under DAGSTER_HOME
+    assert "storage" not in default
+    # SQLite under DAGSTER_HOME, each database's engine kept (pipelines/storage.py)
+    kinds = ("run_storage", "event_log_storage", "schedule_storage")
+    assert {k: default.pop(k)["module"] for k in kinds} == dict.fromkeys(kinds, "pipelines.storage")
     assert production.pop("storage") == {"postgres": {"postgres_url": {"env": PG_URL_VAR}}}
     assert production == default
 
