@@ -88,32 +88,28 @@ def _open(args: argparse.Namespace) -> Any:
     return Ledger(_settings(args).ledger_url)
 
 
-def _add(args: argparse.Namespace) -> int:
+def _issue(args: argparse.Namespace, method: str, said: str) -> int:
+    """Print ``said`` then the token that the ledger's ``method`` (``add_strategy`` or
+    ``rotate_token``) issued for NAME, alone on the last line."""
     name = _name(args.name)
     ledger = _open(args)
     try:
-        token = ledger.add_strategy(name)
+        token = getattr(ledger, method)(name)
     except ValueError as exc:
         raise InputError("NAME", None, str(exc)) from None
     finally:
         ledger.close()
-    print(f"strategy {name!r} registered; its gateway token (shown once, keep it secret):")
+    print(f"strategy {name!r}{said} (shown once, keep it secret):")
     print(token)
     return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    return _issue(args, "add_strategy", " registered; its gateway token")
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    name = _name(args.name)
-    ledger = _open(args)
-    try:
-        token = ledger.rotate_token(name)
-    except ValueError as exc:
-        raise InputError("NAME", None, str(exc)) from None
-    finally:
-        ledger.close()
-    print(f"strategy {name!r}: old token revoked; the new one (shown once, keep it secret):")
-    print(token)
-    return 0
+    return _issue(args, "rotate_token", ": old token revoked; the new one")
 
 
 def _revoke(args: argparse.Namespace) -> int:
