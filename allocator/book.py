@@ -19,7 +19,7 @@ weights; Sharpe is against a zero risk-free rate, whatever the cash rate; ``turn
 summary is the annualised sum of ``turnover[t]``; a breaker trip is a move to a more severe
 state (``normal->half``, ``normal->halted``, ``half->halted``).
 
-The summary's return figures are :func:`allocator.dashboard.performance` of the book's equity
+The summary's return figures are :func:`allocator.figures.performance` of the book's equity
 curve, the same function the dashboard uses for its own comparison table.
 """
 
@@ -184,12 +184,12 @@ def summarize(
 
     ``cagr``, ``vol`` (annualised), ``sharpe`` (annualised, risk-free 0; NaN when the book
     never moves) and ``max_drawdown`` (<= 0) are
-    :func:`allocator.dashboard.performance` of the equity curve starting at 1 at the close of
+    :func:`allocator.figures.performance` of the equity curve starting at 1 at the close of
     the first session; ``turnover`` is the sum of the daily turnover per year; the counts are
     :func:`event_counts` of ``events``, or ``events`` itself when it is already the counts
     (:func:`allocator.replay.decide` with ``events=False``).
     """
-    from allocator.dashboard import performance  # pandas and the page code: not at import
+    from allocator.figures import performance
 
     equity = np.concatenate([[1.0], book.equity])
     out: dict[str, float] = {}

@@ -24,6 +24,7 @@ every bar run starts with.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import math
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,21 @@ import pandas as pd
 from allocator.arrays import FloatArray
 from allocator.config import AllocatorConfig
 from allocator.data import build_panel, validate_returns
+from allocator.figures import (
+    Figure,
+    Performance,
+    allocation_figure,
+    benches_figure,
+    breaker_figure,
+    correlation_figure,
+    equity_figure,
+    html_page,
+    label,
+    numbers,
+    palette,
+    perf_table_html,
+    performance,
+)
 from allocator.returns_check import (
     ReturnDivergence,
     describe,
@@ -355,69 +371,6 @@ def book_series(history: LedgerHistory) -> BookSeries:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Performance:
-    """Annualised return (geometric), volatility, Sharpe (rf 0) and maximum drawdown (<= 0).
-
-    Attributes
-    ----------
-    annual_return : float
-        Geometric annualised return, a fraction (0.0246 = 2.46%); -1 when the curve ends at or
-        below zero.
-    volatility : float
-        Sample std (ddof 1) of the per-session simple returns × sqrt(annualization), a
-        fraction, >= 0.
-    sharpe : float
-        Mean / std of the per-session returns × sqrt(annualization), risk-free 0; NaN when the
-        std is 0.
-    max_drawdown : float
-        Lowest equity / running peak − 1, a fraction, <= 0.
-    """
-
-    annual_return: float
-    volatility: float
-    sharpe: float
-    max_drawdown: float
-
-
-def performance(equity: FloatArray, annualization: int = 252) -> Performance:
-    """Compute the figures of an equity curve sampled once per session (first value: the start).
-
-    Parameters
-    ----------
-    equity : numpy.ndarray of float64, shape (n,)
-        Equity in account currency, n >= 3, first value > 0.
-    annualization : int, default 252
-        Sessions per year.
-
-    Returns
-    -------
-    Performance
-
-    Raises
-    ------
-    ValueError
-        Fewer than three points, or a first value <= 0.
-    """
-    e = np.asarray(equity, dtype=np.float64)
-    r = e[1:] / e[:-1] - 1.0
-    n = len(r)
-    if n < 2 or e[0] <= 0:
-        raise ValueError("performance needs at least three positive equity points")
-    growth = e[-1] / e[0]
-    annual = growth ** (annualization / n) - 1.0 if growth > 0 else -1.0
-    sd = float(np.std(r, ddof=1))
-    vol = sd * math.sqrt(annualization)
-    sharpe = float(np.mean(r)) / sd * math.sqrt(annualization) if sd > 0 else float("nan")
-    peak = np.maximum.accumulate(e)
-    return Performance(
-        annual_return=float(annual),
-        volatility=vol,
-        sharpe=sharpe,
-        max_drawdown=float(np.min(e / peak - 1.0)),
-    )
-
-
 def _returns_wide(history: LedgerHistory, bars: Sequence[str]) -> pd.DataFrame:
     wide = history.returns.pivot(index="date", columns="strategy", values="return")
     return wide.reindex(list(bars))
@@ -559,180 +512,6 @@ def summary_frames(history: LedgerHistory, series: BookSeries) -> tuple[pd.DataF
     return pnl, perf
 
 
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-
-# The figure functions: the dashboard's charts, also drawn by the replay report
-# (allocator/report.py) and the sweep page. Plotly is imported inside each: it is heavy and
-# only a page needs it.
-
-
-def palette(names: Sequence[str]) -> dict[str, str]:
-    """Give each strategy the dashboard's colour, in the given order."""
-    return {s: _PALETTE[i % len(_PALETTE)] for i, s in enumerate(names)}
-
-
-def equity_figure(x: Sequence[object], curves: Mapping[str, FloatArray], title: str) -> Any:
-    """Draw equity curves (one line each) over the dates ``x``; returns a Plotly figure."""
-    import plotly.graph_objects as go  # type: ignore[import-untyped]
-
-    fig = go.Figure()
-    for name, curve in curves.items():
-        fig.add_trace(go.Scatter(x=list(x), y=curve, name=_label(name), mode="lines"))
-    fig.update_layout(title=title)
-    return fig
-
-
-def allocation_figure(
-    amounts: pd.DataFrame, total: float, colour: Mapping[str, str], title: str
-) -> Any:
-    """Draw stacked allocations (index dates, a column per strategy) with cash on top.
-
-    Cash is ``total`` minus the row's sum: capital in account currency with ``total_capital``,
-    weights with ``total = 1``.
-    """
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for s in amounts.columns:
-        fig.add_trace(
-            go.Scatter(
-                x=amounts.index,
-                y=amounts[s],
-                name=_label(s),
-                stackgroup="alloc",
-                mode="lines",
-                line={"color": colour.get(str(s))},
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=amounts.index,
-            y=total - amounts.sum(axis=1),
-            name="cash (freed or unallocated)",
-            stackgroup="alloc",
-            mode="lines",
-            line={"color": "#cccccc"},
-        )
-    )
-    fig.update_layout(title=title)
-    return fig
-
-
-def correlation_figure(corr: pd.DataFrame, title: str) -> Any:
-    """Draw a correlation matrix (strategies × strategies) as an annotated heatmap in [-1, 1]."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(
-        go.Heatmap(
-            z=corr.to_numpy(),
-            x=[_label(c) for c in corr.columns],
-            y=[_label(c) for c in corr.index],
-            zmin=-1,
-            zmax=1,
-            colorscale="RdBu_r",
-            text=np.round(corr.to_numpy(), 2),
-            texttemplate="%{text}",
-        )
-    )
-    fig.update_layout(title=title)
-    return fig
-
-
-def benches_figure(flags: pd.DataFrame, benched: pd.DataFrame) -> Any:
-    """Draw the timeline of flagged pairs (``date``, ``pair``) and benched strategies."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=pd.to_datetime(flags["date"]),
-            y=["flagged: " + _label(p) for p in flags["pair"]],
-            mode="markers",
-            marker={"symbol": "line-ns-open", "size": 9, "color": "#d62728"},
-            name="pair flagged (corr > threshold for the persistence)",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=pd.to_datetime(benched["date"]),
-            y=["benched: " + _label(s) for s in benched["strategy"]],
-            mode="markers",
-            marker={"symbol": "line-ns-open", "size": 9, "color": "#7f7f7f"},
-            name="strategy benched",
-        )
-    )
-    fig.update_layout(title="Flagged pairs and benches", height=380)
-    return fig
-
-
-def breaker_figure(states: pd.DataFrame) -> Any:
-    """Draw breaker states (index dates, a column per strategy, state labels) as a heatmap."""
-    import plotly.graph_objects as go
-
-    codes = states.apply(lambda c: c.map(_STATE_CODE)).astype(float)
-    fig = go.Figure(
-        go.Heatmap(
-            z=codes.T.to_numpy(),
-            x=codes.index,
-            y=[_label(c) for c in codes.columns],
-            zmin=0,
-            zmax=2,
-            colorscale=[
-                [0.0, "#2ca02c"],
-                [0.33, "#2ca02c"],
-                [0.34, "#ff7f0e"],
-                [0.66, "#ff7f0e"],
-                [0.67, "#d62728"],
-                [1.0, "#d62728"],
-            ],
-            colorbar={
-                "tickvals": [int(state) for state in BreakerState],
-                "ticktext": [state.label for state in BreakerState],
-            },
-        )
-    )
-    fig.update_layout(title="Drawdown breaker state per strategy", height=340)
-    return fig
-
-
-def perf_table_html(perf: pd.DataFrame) -> str:
-    """Render the comparison table (:func:`summary_frames`' ``perf`` columns) as HTML."""
-    rows = "".join(
-        f"<tr><td>{html.escape(str(r.portfolio))}</td><td>{r.final_equity:,.0f}</td>"
-        f"<td>{r.annual_return:.2%}</td><td>{r.volatility:.2%}</td>"
-        f"<td>{r.sharpe:.2f}</td><td>{r.max_drawdown:.2%}</td></tr>"
-        for r in perf.itertuples(index=False)
-    )
-    return (
-        "<table class='k'><tr><th>portfolio</th><th>final equity</th><th>annual return</th>"
-        f"<th>volatility</th><th>Sharpe</th><th>max drawdown</th></tr>{rows}</table>"
-    )
-
-
-def html_page(title: str, body: Sequence[str], figures: Sequence[tuple[str, object]]) -> str:
-    """Assemble one self-contained page: ``body`` HTML, then the figures (Plotly JS once)."""
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;margin:24px;max-width:1400px}"
-        "table.k{border-collapse:collapse}table.k td,table.k th{padding:4px 10px;"
-        "border-bottom:1px solid #ddd;text-align:right}table.k td:first-child{text-align:left}"
-        "</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        *body,
-    ]
-    for i, (name, fig) in enumerate(figures):
-        chart = fig.to_html(  # type: ignore[attr-defined]
-            full_html=False,
-            include_plotlyjs=i == 0,
-            div_id=f"chart-{name}",
-            config={"displaylogo": False},
-        )
-        parts.append(f"<section>{chart}</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def build_dashboard(
     history: LedgerHistory, config: AllocatorConfig, *, title: str = "Allocator"
 ) -> str:
@@ -757,78 +536,84 @@ def build_dashboard(
     ValueError
         ``history`` has no bar.
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots  # type: ignore[import-untyped]
-
     if not history.bars:
         raise ValueError("the ledger has no recorded bar: nothing to draw")
     series = book_series(history)
-    dates = pd.to_datetime(list(series.bars))
+    dates = list(series.bars)
     colour = palette(series.strategies)
-    figures: list[tuple[str, go.Figure]] = []
+    figures: list[tuple[str, Figure]] = []
 
     # 1. Book equity against equal weight and the best single strategy.
     curves = comparison(history, series)
-    start = dates[0] - pd.Timedelta(days=1)
-    x = [start, *dates]
-    fig = equity_figure(x, curves, "Book equity vs equal weight and the best single strategy")
+    start = (dt.date.fromisoformat(dates[0]) - dt.timedelta(days=1)).isoformat()
+    fig = equity_figure(
+        [start, *dates], curves, "Book equity vs equal weight and the best single strategy"
+    )
     figures.append(("equity", fig))
 
-    # 2. Attributed P&L per strategy: curves, and a table that sums to the book.
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        column_widths=[0.62, 0.38],
-        specs=[[{"type": "xy"}, {"type": "table"}]],
-    )
-    for s in series.strategies:
-        fig.add_trace(
-            go.Scatter(
-                x=dates,
-                y=[float(v) for v in series.strategy_pnl[s]],
-                name=_label(s),
-                mode="lines",
-                line={"color": colour[s]},
-            ),
-            row=1,
-            col=1,
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=dates,
-            y=[float(v) for v in series.book_pnl],
-            name="book",
-            mode="lines",
-            line={"color": "black", "dash": "dot"},
-        ),
-        row=1,
-        col=1,
-    )
+    # 2. Attributed P&L per strategy: curves (left), and a table that sums to the book (right).
     pnl, perf = summary_frames(history, series)
-    fig.add_trace(
-        go.Table(
-            header={"values": ["strategy", "attributed P&L"]},
-            cells={
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": dates,
+            "y": numbers([float(v) for v in series.strategy_pnl[s]]),
+            "name": label(s),
+            "mode": "lines",
+            "line": {"color": colour[s]},
+        }
+        for s in series.strategies
+    ]
+    traces.append(
+        {
+            "type": "scatter",
+            "x": dates,
+            "y": numbers([float(v) for v in series.book_pnl]),
+            "name": "book",
+            "mode": "lines",
+            "line": {"color": "black", "dash": "dot"},
+        }
+    )
+    traces.append(
+        {
+            "type": "table",
+            "domain": {"x": [0.658, 1.0], "y": [0.0, 1.0]},
+            "header": {"values": ["strategy", "attributed P&L"]},
+            "cells": {
                 "values": [
-                    [_label(s) for s in pnl["strategy"]],
+                    [label(s) for s in pnl["strategy"]],
                     [_money(Decimal(v)) for v in pnl["attributed_pnl"]],
                 ],
                 "align": ["left", "right"],
             },
-        ),
-        row=1,
-        col=2,
+        }
     )
-    fig.update_layout(title="Attributed P&L per strategy (sums to the book to the cent)")
-    figures.append(("pnl", fig))
+    figures.append(
+        (
+            "pnl",
+            {
+                "data": traces,
+                "layout": {
+                    "title": {"text": "Attributed P&L per strategy (sums to the book to the cent)"},
+                    "xaxis": {"domain": [0.0, 0.558], "anchor": "y"},
+                    "yaxis": {"domain": [0.0, 1.0], "anchor": "x"},
+                },
+            },
+        )
+    )
 
     # 3. Allocations over time (stacked capital; cash is what is left of the total).
     alloc = history.allocations.copy()
-    alloc["date"] = pd.to_datetime(alloc["date"])
+    alloc["date"] = pd.to_datetime(alloc["date"]).dt.strftime("%Y-%m-%d")
     alloc = alloc[alloc["date"] >= start]
     cap = alloc.pivot(index="date", columns="strategy", values="capital").astype(float)
     fig = allocation_figure(
-        cap, history.total_capital, colour, "Published capital per strategy (stacked)"
+        list(cap.index),
+        [str(c) for c in cap.columns],
+        cap.to_numpy(),
+        history.total_capital,
+        colour,
+        "Published capital per strategy (stacked)",
     )
     figures.append(("allocations", fig))
 
@@ -837,7 +622,9 @@ def build_dashboard(
     wide = _returns_wide(history, series.bars).iloc[-window:]
     corr = wide.corr(min_periods=window)
     fig = correlation_figure(
-        corr, f"{window}-session correlation of own returns at {series.bars[-1]}"
+        [str(c) for c in corr.columns],
+        corr.to_numpy(),
+        f"{window}-session correlation of own returns at {series.bars[-1]}",
     )
     figures.append(("correlation", fig))
 
@@ -845,41 +632,67 @@ def build_dashboard(
     flags = flagged_pairs(history, config)
     flags = flags[flags["date"] >= series.bars[0]]
     benched = alloc[alloc["benched"].astype(bool)]
-    figures.append(("benches", benches_figure(flags, benched[["date", "strategy"]])))
+    fig = benches_figure(
+        [str(d) for d in flags["date"]],
+        [str(p) for p in flags["pair"]],
+        list(benched["date"]),
+        [str(s) for s in benched["strategy"]],
+    )
+    figures.append(("benches", fig))
 
     # 6. Breaker states over time.
     states = alloc.pivot(index="date", columns="strategy", values="breaker_state")
-    figures.append(("breaker", breaker_figure(states)))
+    codes = states.apply(lambda c: c.map(_STATE_CODE)).astype(float)
+    fig = breaker_figure(list(codes.index), [str(c) for c in codes.columns], codes.to_numpy())
+    figures.append(("breaker", fig))
 
-    # 7. Cumulative netting savings: fees and turnover avoided.
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(
-        go.Scatter(x=dates, y=[float(v) for v in series.savings_cum], name="fees saved"),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(x=dates, y=[float(v) for v in series.fees_cum], name="fees paid"),
-        secondary_y=False,
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=dates,
-            y=[float(v) for v in series.crossed_cum],
-            name="notional crossed internally",
-            line={"dash": "dot"},
-        ),
-        secondary_y=True,
-    )
-    fig.update_yaxes(title_text="fees ($)", secondary_y=False)
-    fig.update_yaxes(title_text="turnover avoided ($)", secondary_y=True)
-    fig.update_layout(title="Cumulative netting savings")
+    # 7. Cumulative netting savings: fees (left axis) and turnover avoided (right axis).
+    netting = [
+        ("fees saved", series.savings_cum, "y", {}),
+        ("fees paid", series.fees_cum, "y", {}),
+        ("notional crossed internally", series.crossed_cum, "y2", {"dash": "dot"}),
+    ]
+    fig = {
+        "data": [
+            {
+                "type": "scatter",
+                "x": dates,
+                "y": numbers([float(v) for v in values]),
+                "name": name,
+                "yaxis": axis,
+                "line": line,
+            }
+            for name, values, axis, line in netting
+        ],
+        "layout": {
+            "title": {"text": "Cumulative netting savings"},
+            "xaxis": {"domain": [0.0, 0.94]},
+            "yaxis": {"title": {"text": "fees ($)"}},
+            "yaxis2": {
+                "title": {"text": "turnover avoided ($)"},
+                "overlaying": "y",
+                "side": "right",
+                "anchor": "x",
+            },
+        },
+    }
     figures.append(("netting", fig))
 
     # 8. Exposure by venue.
-    fig = go.Figure()
-    for venue, values in series.venue_gross.items():
-        fig.add_trace(go.Scatter(x=dates, y=values, name=venue, stackgroup="venue", mode="lines"))
-    fig.update_layout(title="Gross exposure by venue (book positions × reference price)")
+    fig = {
+        "data": [
+            {
+                "type": "scatter",
+                "x": dates,
+                "y": numbers(values),
+                "name": label(venue),
+                "stackgroup": "venue",
+                "mode": "lines",
+            }
+            for venue, values in series.venue_gross.items()
+        ],
+        "layout": {"title": {"text": "Gross exposure by venue (book positions × reference price)"}},
+    }
     figures.append(("venues", fig))
 
     divergences = reported_vs_attributed(history, series, config.gateway.return_tolerance)
@@ -887,15 +700,6 @@ def build_dashboard(
     if history.risk is not None:
         notes.insert(0, risk_html(history.risk))
     return _page(title, series, perf, figures, notes)
-
-
-def _label(name: object) -> str:
-    """Escape a strategy name (or a label made of names) for Plotly.
-
-    Plotly's labels are HTML-like (``<a href>``, ``<b>``): every ``<``, ``>``, ``&`` and quote
-    is escaped so that a name is shown as the text it is.
-    """
-    return html.escape(str(name))
 
 
 def reported_vs_attributed(
@@ -981,7 +785,7 @@ def _page(
     title: str,
     series: BookSeries,
     perf: pd.DataFrame,
-    figures: Sequence[tuple[str, object]],
+    figures: Sequence[tuple[str, Figure]],
     notes: Sequence[str] = (),
 ) -> str:
     intro = (
@@ -990,4 +794,13 @@ def _page(
         f"{_money(series.attributed_total[-1])}; netting saved "
         f"{_money(series.savings_cum[-1])} in fees.</p>"
     )
-    return html_page(title, [intro, *notes, perf_table_html(perf)], figures)
+    figures_of = ("annual_return", "volatility", "sharpe", "max_drawdown")
+    rows = [
+        (
+            str(r["portfolio"]),
+            float(r["final_equity"]),
+            Performance(*(float(r[k]) for k in figures_of)),
+        )
+        for r in perf.to_dict("records")
+    ]
+    return html_page(title, [intro, *notes, perf_table_html(rows)], figures)

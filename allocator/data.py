@@ -15,23 +15,34 @@ Two readings of SPEC §1 made explicit here:
   is missing. A single row keeps its value bit for bit. A trailing non-session date rolls into
   the next session, which then belongs to the history.
 
-Why CSV fields are read as plain strings (``dtype=str``, no NA detection): an empty ``return``
-field is an explicit missing value and must be told apart from an absent row, and a token that
-pandas would silently turn into NaN (``NA``, ``null``, ``nan``) must instead be reported as
-"not a number" with its row, so that no bad input becomes a missing value unnoticed.
+Why CSV fields are read as plain strings, with no NA detection: an empty ``return`` field is an
+explicit missing value and must be told apart from an absent row, and a token that pandas would
+silently turn into NaN (``NA``, ``null``, ``nan``) must instead be reported as "not a number"
+with its row, so that no bad input becomes a missing value unnoticed.
+
+Why a CSV is read with the standard library's ``csv`` module and not pandas: ``allocator
+replay`` is run from the shell in loops, and importing pandas costs it about 0.5 s of its
+1.5 s budget (``replay_cli_wall_s``). A file that is not a plain rectangle of fields (an empty
+file, a repeated header, a ragged row, bytes that are not UTF-8) is read by pandas instead, so
+it gets pandas' reading or error. Parquet is read by pandas.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
+import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
-from allocator.arrays import FloatArray
+from allocator.arrays import BoolArray, FloatArray
 from allocator.calendar import SessionCalendar
 from allocator.errors import InputError
 
@@ -102,11 +113,42 @@ class ReturnsPanel:
         )
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_csv_columns(path: Path) -> dict[str, npt.NDArray[np.object_]] | None:
+    """Read a regular CSV (header, then rows of as many fields) into string columns.
+
+    Returns ``None`` for anything else (an empty file, a repeated header name, a row with
+    another number of fields, bytes that are not UTF-8): :func:`_read_table` then reads the
+    file with pandas, so that such a file gets pandas' own error or reading. Blank lines are
+    skipped, as pandas does, and a UTF-8 byte-order mark is dropped.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = [row for row in csv.reader(fh) if row]
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if not rows:
+        return None
+    header = [c.strip() for c in rows[0]]
+    width = len(header)
+    if len(set(header)) != width or any(len(row) != width for row in rows):
+        return None
+    if len(rows) == 1:
+        return {name: np.empty(0, dtype=object) for name in header}
+    fields = np.array(rows[1:], dtype=object)
+    return {name: fields[:, j] for j, name in enumerate(header)}
+
+
+def _read_table(path: Path) -> Mapping[str, Any]:
     source = str(path)
     if not path.exists():
         raise InputError(source, None, "file not found")
     suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq"):
+        columns = _read_csv_columns(path)
+        if columns is not None:
+            return columns
+    import pandas as pd
+
     try:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
@@ -114,15 +156,112 @@ def _read_table(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputError(source, None, f"cannot be read as {suffix or 'csv'}: {exc}") from exc
-    return frame
+    return _frame_columns(frame)
 
 
-def validate_returns(frame: pd.DataFrame, source: str) -> ReturnsFrame:
+def _frame_columns(frame: Any) -> dict[str, Any]:
+    """Return a DataFrame's columns under their stripped names (a repeated name keeps the first)."""
+    out: dict[str, Any] = {}
+    for position, name in enumerate(frame.columns):
+        out.setdefault(str(name).strip(), frame.iloc[:, position])
+    return out
+
+
+def _missing(value: object) -> bool:
+    """Tell whether a cell of a typed column is null (``None``, NaN, NaT, ``pd.NA``)."""
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN and NaT are not equal to themselves
+    except (TypeError, ValueError):  # pd.NA refuses a truth value
+        return True
+
+
+# What :func:`_parse_dates` accepts: ``YYYY-M-D`` with one or two digits of month and day, as
+# pandas' ``to_datetime(format="%Y-%m-%d")`` does.
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", re.ASCII)
+# A decimal number as pandas' ``to_numeric`` reads one, without its special words.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_INFINITY = re.compile(r"([+-]?)inf(?:inity)?", re.ASCII | re.IGNORECASE)
+# Whole columns of clean cells, checked in one scan before the cell-by-cell parse.
+_CLEAN_DATES = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}\n)*[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_CLEAN_NUMBERS = re.compile(rf"(?:{_NUMBER.pattern}\n)*{_NUMBER.pattern}", re.ASCII)
+
+
+def _clean(values: list[Any], pattern: re.Pattern[str]) -> bool:
+    """Tell whether every cell is a string and the column, a cell a line, matches ``pattern``."""
+    try:
+        return bool(values) and pattern.fullmatch("\n".join(values)) is not None
+    except TypeError:  # a cell that is not a string
+        return False
+
+
+def _parse_dates(raw: Any) -> npt.NDArray[np.datetime64]:
+    """Parse dates: ISO text (``YYYY-MM-DD``, stripped) or ``datetime.date`` objects.
+
+    ``NaT`` where a cell is neither. A ``datetime`` gives its own calendar day (a tz-aware
+    one, its local day).
+    """
+    values = raw.tolist() if hasattr(raw, "tolist") else list(raw)
+    if _clean(values, _CLEAN_DATES):
+        try:
+            return np.array(values, dtype="datetime64[D]")
+        except ValueError:  # a day or month out of range: the cell-by-cell parse finds it
+            pass
+    out = np.full(len(values), np.datetime64("NaT"), dtype="datetime64[D]")
+    texts: list[str] = []
+    rows: list[int] = []
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            match = _ISO_DATE.fullmatch(value.strip())
+            if match is None:
+                continue
+            y, m, d = match.groups()
+            texts.append(f"{y}-{m.zfill(2)}-{d.zfill(2)}")
+        elif isinstance(value, dt.date):
+            day = value.date() if isinstance(value, dt.datetime) else value
+            texts.append(day.isoformat())
+        else:
+            continue
+        rows.append(i)
+    try:
+        out[rows] = np.array(texts, dtype="datetime64[D]")
+    except ValueError:  # a day or month out of range somewhere: find which, one by one
+        for i, text in zip(rows, texts, strict=True):
+            with contextlib.suppress(ValueError):
+                out[i] = np.datetime64(text, "D")
+    return out
+
+
+def _parse_returns(raw: Any) -> tuple[FloatArray, BoolArray]:
+    """Parse returns written as text: the values (NaN where not a number) and the blanks."""
+    values = raw.tolist() if hasattr(raw, "tolist") else list(raw)
+    if _clean(values, _CLEAN_NUMBERS):
+        return np.array(values, dtype=np.float64), np.zeros(len(values), dtype=bool)
+    out = np.full(len(values), np.nan)
+    blank = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values):
+        if _missing(value):
+            blank[i] = True
+            continue
+        text = str(value).strip()
+        if not text:
+            blank[i] = True
+        elif _NUMBER.fullmatch(text) is not None:
+            out[i] = float(text)
+        else:
+            infinite = _INFINITY.fullmatch(text)
+            if infinite is not None:
+                out[i] = -math.inf if infinite.group(1) == "-" else math.inf
+    return out, blank
+
+
+def validate_returns(frame: Any, source: str) -> ReturnsFrame:
     """Check columns, dates, names and numbers of a long-format returns table.
 
     Parameters
     ----------
-    frame : pandas.DataFrame
+    frame : pandas.DataFrame or mapping of column name to array
         Columns ``date``, ``strategy`` and ``return`` (others are ignored; names are
         stripped): strings as read from a CSV, or typed columns from Parquet or the ledger.
         Dates are ISO ``YYYY-MM-DD``.
@@ -139,50 +278,58 @@ def validate_returns(frame: pd.DataFrame, source: str) -> ReturnsFrame:
         With the 1-based data row: a missing column, an unparsable date, an empty strategy
         name, a return that is not a number, not finite or <= -1, or a duplicated
         ``(date, strategy)``.
+
+    Notes
+    -----
+    Text is parsed without pandas (``allocator replay`` reads a CSV without importing it):
+    a date matches ``YYYY-M-D`` (ASCII digits; one or two of month and day) and is a real day; a
+    return is a decimal number (``+``/``-``, digits, a point, an exponent), or an infinity
+    (``inf``, ``Infinity``), which is then refused as not finite. Anything else, ``nan``
+    and ``NA`` included, is "not a number": no token becomes a missing value; only an empty
+    field is one.
     """
-    columns = [str(c).strip() for c in frame.columns]
+    columns = frame if isinstance(frame, Mapping) else _frame_columns(frame)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise InputError(
             source, None, f"missing column(s) {missing}; expected {list(REQUIRED_COLUMNS)}"
         )
-    frame = frame.set_axis(columns, axis=1)
-    n = len(frame)
+    raw_dates = _cells(columns["date"])
+    raw_names = _cells(columns["strategy"])
+    raw_ret = _cells(columns["return"])
+    n = len(raw_dates)
 
-    raw_dates = frame["date"]
-    if pd.api.types.is_datetime64_any_dtype(raw_dates):
-        dates = pd.to_datetime(raw_dates)
+    if raw_dates.dtype.kind == "M":
+        day = raw_dates.astype("datetime64[D]")
     else:
-        text = raw_dates.astype(str).str.strip()
-        dates = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    bad = np.flatnonzero(dates.isna().to_numpy())
+        day = _parse_dates(raw_dates)
+    bad = np.flatnonzero(np.isnat(day))
     if bad.size:
         row = int(bad[0])
         raise InputError(
-            source, row + 1, f"date {raw_dates.iloc[row]!r} is not an ISO date (YYYY-MM-DD)"
+            source, row + 1, f"date {raw_dates[row]!r} is not an ISO date (YYYY-MM-DD)"
         )
 
-    names = frame["strategy"].astype(str).str.strip()
-    empty = np.flatnonzero((names == "").to_numpy() | frame["strategy"].isna().to_numpy())
+    names = np.array(
+        ["" if _missing(v) else str(v).strip() for v in raw_names.tolist()], dtype=object
+    )
+    empty = np.flatnonzero(names == "") if n else np.empty(0, dtype=np.intp)
     if empty.size:
         raise InputError(source, int(empty[0]) + 1, "strategy name is empty")
 
-    raw_ret = frame["return"]
-    if pd.api.types.is_numeric_dtype(raw_ret):
-        ret = raw_ret.to_numpy(dtype=np.float64, na_value=np.nan)
+    if raw_ret.dtype.kind in "fiub":
+        ret = raw_ret.astype(np.float64)
         blank = np.isnan(ret)
     else:
-        text = raw_ret.astype(str).str.strip()
-        blank = (text == "").to_numpy() | raw_ret.isna().to_numpy()
-        ret = pd.to_numeric(text.where(~blank, "nan"), errors="coerce").to_numpy(dtype=np.float64)
+        ret, blank = _parse_returns(raw_ret)
         not_number = np.flatnonzero(np.isnan(ret) & ~blank)
         if not_number.size:
             row = int(not_number[0])
-            raise InputError(source, row + 1, f"return {raw_ret.iloc[row]!r} is not a number")
+            raise InputError(source, row + 1, f"return {raw_ret[row]!r} is not a number")
     not_finite = np.flatnonzero(~np.isfinite(ret) & ~blank)
     if not_finite.size:
         row = int(not_finite[0])
-        raise InputError(source, row + 1, f"return {raw_ret.iloc[row]!r} is not finite")
+        raise InputError(source, row + 1, f"return {raw_ret[row]!r} is not finite")
     too_low = np.flatnonzero(ret <= -1.0)
     if too_low.size:
         row = int(too_low[0])
@@ -192,30 +339,40 @@ def validate_returns(frame: pd.DataFrame, source: str) -> ReturnsFrame:
             f"return {float(ret[row])!r} is <= -1 (a simple return cannot lose more)",
         )
 
-    day = dates.dt.normalize().to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    keyed = pd.DataFrame({"date": day, "strategy": names.to_numpy()})
-    dup = keyed.duplicated(keep=False).to_numpy()
-    if dup.any():
-        rows = np.flatnonzero(dup)
-        first = int(rows[0])
-        twin = next(
-            int(r)
-            for r in rows[1:]
-            if keyed.iloc[r]["strategy"] == keyed.iloc[first]["strategy"]
-            and keyed.iloc[r]["date"] == keyed.iloc[first]["date"]
-        )
+    seen: dict[tuple[int, str], int] = {}
+    twins: dict[int, int] = {}  # first row of a repeated key -> the row that repeats it
+    for i, key in enumerate(zip(day.view(np.int64).tolist(), names.tolist(), strict=True)):
+        earlier = seen.setdefault(key, i)
+        if earlier != i:
+            twins.setdefault(earlier, i)
+    if twins:
+        first = min(twins)
         raise InputError(
             source,
-            twin + 1,
+            twins[first] + 1,
             f"duplicated (date, strategy) ({np.datetime_as_string(day[first])}, "
-            f"{names.iloc[first]}): also on row {first + 1}",
+            f"{names[first]}): also on row {first + 1}",
         )
     return ReturnsFrame(
         source=source,
         dates=day,
-        strategies=names.to_numpy(dtype=object),
+        strategies=names,
         ret=np.where(blank, np.nan, ret) if n else ret,
     )
+
+
+def _cells(column: Any) -> npt.NDArray[Any]:
+    """Return a column as a numpy array: typed where it is typed, else objects (never pd.NA)."""
+    if hasattr(column, "dtype") and not isinstance(column, np.ndarray):  # a pandas Series
+        kind = getattr(column.dtype, "kind", "O")
+        if kind == "M" and getattr(column.dtype, "tz", None) is None:
+            return np.asarray(column.to_numpy(dtype="datetime64[ns]"))
+        if kind in "fiu":
+            return np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        if kind == "b" and not column.hasnans:
+            return np.asarray(column.to_numpy(dtype=np.float64))
+        return np.asarray(column.to_numpy(dtype=object, na_value=None), dtype=object)
+    return np.asarray(column)
 
 
 def load_returns(path: str | Path) -> ReturnsFrame:

@@ -1,7 +1,7 @@
 """Writers of the replay contract's files (SPEC §11), the book's files and the replay report.
 
 ``book.csv``, ``summary.json`` (:mod:`allocator.book`) and ``report.html`` (drawn with the
-dashboard's figure functions, :mod:`allocator.dashboard`, imported when a page is built).
+dashboard's figure functions, :mod:`allocator.figures`, imported when a page is built).
 
 Dates ``YYYY-MM-DD``; booleans ``true``/``false``; an undefined number is an empty field;
 floats at full round-trip precision (Python's ``repr``); capital is not rounded. The
@@ -20,9 +20,9 @@ import csv
 import html
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import numpy as np
 
@@ -35,9 +35,6 @@ from allocator.sizing import SizingSchedule, inverse_vol_weights
 from allocator.states import BreakerState
 from allocator.stats import PairCorrelationStream
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 __all__ = [
     "ALLOCATION_COLUMNS",
     "BOOK_COLUMNS",
@@ -47,6 +44,7 @@ __all__ = [
     "format_table",
     "peer_books",
     "replay_report",
+    "window_correlation",
     "write_allocations",
     "write_book",
     "write_events",
@@ -92,39 +90,55 @@ def write_allocations(result: ReplayResult, path: Path) -> None:
     path : pathlib.Path
         The file to create or overwrite (UTF-8, LF line ends).
     """
-    dates = [str(d) for d in result.sessions.astype("datetime64[D]")]
-    cols = (
-        result.vol.tolist(),
-        result.sharpe.tolist(),
-        result.mtd.tolist(),
-        result.breaker_state.tolist(),
-        result.multiplier.tolist(),
-        result.benched.tolist(),
-        result.base_weight.tolist(),
-        result.final_weight.tolist(),
-        result.capital.tolist(),
+    n = len(result.strategies)
+    dates = [str(d) for d in result.sessions.astype("datetime64[D]") for _ in range(n)]
+    names = list(result.strategies) * len(result.sessions)
+    states = [_STATE_LABELS[s] for s in result.breaker_state.ravel().tolist()]
+    benched = ["true" if b else "false" for b in result.benched.ravel().tolist()]
+    vol, sharpe, mtd, mult, base, final, capital = (
+        _num_texts(a)
+        for a in (
+            result.vol,
+            result.sharpe,
+            result.mtd,
+            result.multiplier,
+            result.base_weight,
+            result.final_weight,
+            result.capital,
+        )
     )
-    vol, sharpe, mtd, state, mult, benched, base, final, capital = cols
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(ALLOCATION_COLUMNS)
-        for t, date in enumerate(dates):
-            for j, name in enumerate(result.strategies):
-                w.writerow(
-                    (
-                        date,
-                        name,
-                        _num(vol[t][j]),
-                        _num(sharpe[t][j]),
-                        _num(mtd[t][j]),
-                        _STATE_LABELS[state[t][j]],
-                        _num(mult[t][j]),
-                        _bool(benched[t][j]),
-                        _num(base[t][j]),
-                        _num(final[t][j]),
-                        _num(capital[t][j]),
-                    )
-                )
+        w.writerows(
+            zip(
+                dates,
+                names,
+                vol,
+                sharpe,
+                mtd,
+                states,
+                mult,
+                benched,
+                base,
+                final,
+                capital,
+                strict=True,
+            )
+        )
+
+
+def _num_texts(values: FloatArray) -> list[str]:
+    """:func:`_num` of every value, row-major.
+
+    Each distinct value is formatted once: ``repr`` of a float costs about a microsecond, and
+    weights, capital and multipliers repeat from one session to the next until a rebalance.
+    Values are told apart by their bits, so ``-0.0`` keeps its sign.
+    """
+    flat = np.ascontiguousarray(values, dtype=np.float64).ravel()
+    bits, where = np.unique(flat.view(np.int64), return_inverse=True)
+    texts = ["" if v != v else repr(v) for v in bits.view(np.float64).tolist()]
+    return [texts[i] for i in where.tolist()]
 
 
 def write_events(events: Iterable[Event], path: Path) -> None:
@@ -321,7 +335,7 @@ def replay_report(
     summary: dict[str, float],
     config: AllocatorConfig,
     *,
-    flags: pd.DataFrame | None = None,
+    flags: Sequence[tuple[str, str]] | None = None,
     cash_rate: float = 0.0,
     cost: float = 0.0,
 ) -> str:
@@ -330,7 +344,7 @@ def replay_report(
     The book against equal weight, inverse vol alone and the best single strategy; the
     published weights over time; benches (and the flagged pairs, when ``flags`` has them) and
     breaker states; the correlation heatmap at the last session. Drawn with the dashboard's
-    figure functions (:mod:`allocator.dashboard`).
+    figure functions (:mod:`allocator.figures`).
 
     Parameters
     ----------
@@ -340,8 +354,8 @@ def replay_report(
         :func:`allocator.book.book_of` of ``result`` and its :func:`~allocator.book.summarize`.
     config : AllocatorConfig
         The rules' parameters (the correlation window, total capital for the table).
-    flags : pandas.DataFrame, optional
-        Flagged pairs, columns ``date`` and ``pair`` (``"a / b"``); none drawn when omitted.
+    flags : sequence of (str, str), optional
+        Flagged pairs, ``(date, "a / b")`` (date ``YYYY-MM-DD``); none drawn when omitted.
     cash_rate, cost : float
         As for the book, applied to the peers too.
 
@@ -350,58 +364,52 @@ def replay_report(
     str
         The HTML page (Plotly's JavaScript inlined: it works offline).
     """
-    import pandas as pd
-
-    from allocator import dashboard as dash
+    from allocator import figures as fg
 
     capital = float(config.allocation.total_capital) or 1.0
     ann = config.sizing.annualization
     books = {"book": book, **peer_books(panel, result, config, cash_rate=cash_rate, cost=cost)}
-    start = pd.Timestamp(str(result.sessions[0]))
-    x = [start, *pd.to_datetime(book.dates.astype(str))]
+    x = [str(result.sessions[0]), *np.asarray(book.dates).astype("datetime64[D]").astype(str)]
     curves = {name: capital * np.concatenate([[1.0], b.equity]) for name, b in books.items()}
-    perf = pd.DataFrame(
-        [
-            {
-                "portfolio": name,
-                "final_equity": float(curve[-1]),
-                "annual_return": p.annual_return,
-                "volatility": p.volatility,
-                "sharpe": p.sharpe,
-                "max_drawdown": p.max_drawdown,
-            }
-            for name, curve in curves.items()
-            for p in [dash.performance(curve, ann)]
-        ]
-    )
+    perf = [(name, float(c[-1]), fg.performance(c, ann)) for name, c in curves.items()]
     names = list(result.strategies)
-    dates = pd.to_datetime(np.asarray(result.sessions).astype(str))
-    colour = dash.palette(names)
-    weights = pd.DataFrame(result.final_weight, index=dates, columns=names)
-    labels = np.asarray(_STATE_LABELS, dtype=object)[result.breaker_state]
-    states = pd.DataFrame(labels, index=dates, columns=names)
+    dates = np.asarray(result.sessions).astype("datetime64[D]").astype(str).tolist()
     t_idx, j_idx = np.nonzero(result.benched)
-    benched = pd.DataFrame({"date": dates[t_idx], "strategy": [names[j] for j in j_idx]})
-    flagged = flags if flags is not None else pd.DataFrame({"date": [], "pair": []})
     window = config.correlation.window
-    corr = pd.DataFrame(panel.values[-window:], columns=names).corr(min_periods=window)
     figures = [
         (
             "equity",
-            dash.equity_figure(
+            fg.equity_figure(
                 x, curves, "Book vs equal weight, inverse vol alone and the best single strategy"
             ),
         ),
         (
             "weights",
-            dash.allocation_figure(weights, 1.0, colour, "Published final weights (stacked)"),
+            fg.allocation_figure(
+                dates,
+                names,
+                result.final_weight,
+                1.0,
+                fg.palette(names),
+                "Published final weights (stacked)",
+            ),
         ),
-        ("benches", dash.benches_figure(flagged, benched)),
-        ("breaker", dash.breaker_figure(states)),
+        (
+            "benches",
+            fg.benches_figure(
+                [d for d, _ in flags or ()],
+                [p for _, p in flags or ()],
+                [dates[t] for t in t_idx.tolist()],
+                [names[j] for j in j_idx.tolist()],
+            ),
+        ),
+        ("breaker", fg.breaker_figure(dates, names, result.breaker_state.astype(np.float64))),
         (
             "correlation",
-            dash.correlation_figure(
-                corr, f"{window}-session correlation of own returns at {result.sessions[-1]}"
+            fg.correlation_figure(
+                names,
+                window_correlation(panel.values[-window:]),
+                f"{window}-session correlation of own returns at {result.sessions[-1]}",
             ),
         ),
     ]
@@ -415,8 +423,29 @@ def replay_report(
         f"through the next; cash earns {cash_rate:.2%} a year; cost {cost:g} per unit of "
         "turnover.</p>",
         f"<p>summary.json: {html.escape(shown)}</p>",
-        dash.perf_table_html(perf),
+        fg.perf_table_html(perf),
     ]
     if flags is None:
         intro.append("<p>Flagged pairs are not drawn: the replay ran with --no-pairs.</p>")
-    return dash.html_page("Allocator replay report", intro, figures)
+    return fg.html_page("Allocator replay report", intro, figures)
+
+
+def window_correlation(values: FloatArray) -> FloatArray:
+    """Pearson correlation of the columns of ``values`` over all its rows.
+
+    NaN for a pair where either column has a missing value in the window or does not move,
+    as pandas' ``DataFrame.corr(min_periods=len(values))`` gives it.
+    """
+    n = values.shape[1]
+    out = np.full((n, n), np.nan)
+    complete = np.flatnonzero(np.isfinite(values).all(axis=0))
+    if values.shape[0] >= 2 and complete.size:
+        block = values[:, complete]
+        centred = block - block.mean(axis=0)
+        scale = np.sqrt((centred * centred).sum(axis=0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = (centred.T @ centred) / np.outer(scale, scale)
+        corr[:, scale == 0] = np.nan
+        corr[scale == 0, :] = np.nan
+        out[np.ix_(complete, complete)] = np.clip(corr, -1.0, 1.0)
+    return out

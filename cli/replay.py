@@ -2,8 +2,12 @@
 
 SPEC §11's three files, then what the decisions did for the book: ``book.csv``,
 ``summary.json`` and ``report.html`` (:mod:`allocator.book`, :mod:`allocator.report`).
-Heavy modules (pandas, numba, Plotly) are imported inside :func:`run_replay`, so that
-``allocator replay --help`` and the parser stay quick.
+Heavy modules (numba, the engine) are imported inside :func:`run_replay`, so that
+``allocator replay --help`` and the parser stay quick. A CSV replay imports neither pandas nor
+Plotly's Python package nor ``exchange_calendars`` once the calendar is cached
+(:mod:`allocator.data`, :mod:`allocator.figures`, :mod:`allocator.calendar`): the command is
+run from the shell in loops, and those imports were most of its wall time
+(``replay_cli_wall_s``).
 """
 
 from __future__ import annotations
@@ -79,9 +83,7 @@ def run_replay(
                         writer_rows.append((str(date)[:10], pair))
 
                 result = replay(panel, config, on_pairs=on_pairs)
-            import pandas as pd
-
-            flags = pd.DataFrame(writer_rows, columns=["date", "pair"])
+            flags = writer_rows
         else:
             result = replay(panel, config)
         write_allocations(result, staging / "allocations.csv")

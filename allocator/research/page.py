@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from allocator.figures import Figure
     from allocator.research.grid import Grid
     from allocator.research.walk_forward import WalkForward
 
@@ -73,23 +74,26 @@ def text_heatmap(table: pd.DataFrame, x: str, y: str, metric: str = "sharpe") ->
     return "\n".join(lines)
 
 
-def _heatmap(table: pd.DataFrame, x: str, y: str, fixed: dict[str, Any] | None, title: str) -> Any:
-    import plotly.graph_objects as go  # type: ignore[import-untyped]
+def _heatmap(
+    table: pd.DataFrame, x: str, y: str, fixed: dict[str, Any] | None, title: str
+) -> Figure:
+    from allocator.figures import label, numbers
 
     metrics = [m for m in _SHOWN if m in table.columns]
-    fig = go.Figure()
+    traces = []
     for i, metric in enumerate(metrics):
         grid = pivot(table, x, y, metric, fixed=fixed)
-        fig.add_trace(
-            go.Heatmap(
-                z=grid.to_numpy(),
-                x=[str(c) for c in grid.columns],
-                y=[str(r) for r in grid.index],
-                colorscale="Viridis",
-                texttemplate="%{z:.3f}",
-                name=metric,
-                visible=i == 0,
-            )
+        traces.append(
+            {
+                "type": "heatmap",
+                "z": numbers(grid.to_numpy(dtype=float)),
+                "x": [label(c) for c in grid.columns],
+                "y": [label(r) for r in grid.index],
+                "colorscale": "Viridis",
+                "texttemplate": "%{z:.3f}",
+                "name": metric,
+                "visible": i == 0,
+            }
         )
     buttons = [
         {
@@ -99,25 +103,32 @@ def _heatmap(table: pd.DataFrame, x: str, y: str, fixed: dict[str, Any] | None, 
         }
         for i, metric in enumerate(metrics)
     ]
-    fig.update_layout(
-        title=title,
-        xaxis_title=x,
-        yaxis_title=y,
-        xaxis_type="category",
-        yaxis_type="category",
-        updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15, "showactive": True}],
-    )
-    return fig
+    layout = {
+        "title": {"text": label(title)},
+        "xaxis": {"title": {"text": label(x)}, "type": "category"},
+        "yaxis": {"title": {"text": label(y)}, "type": "category"},
+        "updatemenus": [{"buttons": buttons, "x": 1.0, "y": 1.15, "showactive": True}],
+    }
+    return {"data": traces, "layout": layout}
 
 
-def _lines(table: pd.DataFrame, x: str) -> Any:
-    import plotly.graph_objects as go
+def _lines(table: pd.DataFrame, x: str) -> Figure:
+    from allocator.figures import label, numbers
 
-    fig = go.Figure()
-    for metric in _SHOWN:
-        fig.add_trace(go.Scatter(x=table[x].astype(str), y=table[metric], name=metric))
-    fig.update_layout(title=f"metrics over {x}", xaxis_title=x, xaxis_type="category")
-    return fig
+    traces = [
+        {
+            "type": "scatter",
+            "x": [label(v) for v in table[x]],
+            "y": numbers(table[metric].to_numpy(dtype=float)),
+            "name": metric,
+        }
+        for metric in _SHOWN
+    ]
+    layout = {
+        "title": {"text": f"metrics over {label(x)}"},
+        "xaxis": {"title": {"text": label(x)}, "type": "category"},
+    }
+    return {"data": traces, "layout": layout}
 
 
 def _table_html(frame: pd.DataFrame) -> str:
@@ -136,11 +147,11 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 def sweep_page(table: pd.DataFrame, grid: Grid, walk: WalkForward | None = None) -> str:
     """Build ``sweep.html``: the heatmaps, the best cells, the walk-forward when there is one."""
-    from allocator.dashboard import html_page
+    from allocator.figures import html_page
 
     swept = [k for k in grid.keys if table[k].nunique() >= 2]
     fixed = fixed_values(table, grid)
-    figures: list[tuple[str, object]] = []
+    figures: list[tuple[str, Figure]] = []
     for n, (x, y) in enumerate(itertools.combinations(swept, 2)):
         others = [k for k in grid.keys if k not in (x, y)]
         figures.append(

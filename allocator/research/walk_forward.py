@@ -64,7 +64,7 @@ def parse_walk_forward(text: str) -> tuple[int, int]:
 
 
 def _metric(returns: FloatArray, metric: str, annualization: int) -> float:
-    from allocator.dashboard import performance
+    from allocator.figures import performance
 
     if len(returns) < 2 or float(np.std(returns)) == 0.0:
         return {"vol": 0.0, "max_drawdown": 0.0}.get(metric, math.nan)

@@ -206,8 +206,12 @@ def test_a_full_event_buffer_is_drained_without_losing_an_event(
 def test_the_report_draws_with_the_dashboards_figure_functions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import allocator.dashboard as dash
+    import allocator.dashboard as dashboard
+    import allocator.figures as dash
     from allocator.report import replay_report
+
+    for name in ("equity_figure", "allocation_figure", "correlation_figure", "html_page"):
+        assert getattr(dashboard, name) is getattr(dash, name)  # one set of functions
 
     called: list[str] = []
     for name in (

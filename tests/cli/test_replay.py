@@ -151,3 +151,44 @@ def test_failed_run_keeps_previous_results(tmp_path: Path) -> None:
     bad.write_text("date,strategy,return\n2024-01-02,a,x\n")
     assert main(["replay", str(bad), "--out", str(out)]) == 2
     assert (out / "allocations.csv").read_text() == before
+
+
+_PROBE = """
+import sys
+from cli.main import main
+code = main(["replay", sys.argv[1], "--out", sys.argv[2], "--no-pairs"])
+heavy = ("pandas", "plotly", "exchange_calendars", "scipy.linalg", "pyarrow")
+print("heavy:" + ",".join(m for m in heavy if m in sys.modules))
+sys.exit(code)
+"""
+
+
+def test_a_csv_replay_imports_no_heavy_library_once_the_calendar_is_cached(
+    tmp_path: Path,
+) -> None:
+    """The start-up that ``replay_cli_wall_s`` measures: no pandas, Plotly's Python package,
+    exchange_calendars or scipy.linalg on the path of a CSV replay (the first run builds the
+    calendar, with exchange_calendars and pandas; the second reads it from the cache)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ALLOCATOR_CACHE_DIR": str(tmp_path / "cache")}
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(SAMPLE), str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        return done.stdout.splitlines()[-1].removeprefix("heavy:")
+
+    first = run()
+    assert "exchange_calendars" in first  # built once...
+    assert run() == ""  # ...then nothing heavy at all
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.count("Plotly.newPlot(") == 5
