@@ -41,8 +41,16 @@ What is different from the default launcher, and how it is covered:
 - It relies on private Dagster modules (``dagster._core.launcher``, ``dagster._grpc``,
   ``dagster._cli.api``, ...), so it refuses to load on a Dagster version it was not tested with
   (:data:`TESTED_DAGSTER_VERSIONS`): the error says how to fall back to the default launcher.
-- Spares read their next run from a pipe: when the launching process ends, they see end of
-  input and exit. Each spare costs one idle Python process (~220 MB); ``dagster.yaml`` keeps two.
+- Spares are forked from one *zygote* per code location (:class:`Zygote`, ``python -m
+  pipelines.run_worker --zygote``): a worker that loaded the code once and forks a ready spare
+  on request in milliseconds, so the replacement of a spare that took a bar is ready before the
+  next bar even when bars come back to back. While the zygote loads, a launch never waits for
+  it (a thread forks the spares when it is ready). A zygote whose code changed on disk, that
+  failed to load, that died or that would fork with a thread running is replaced; after
+  ``ZYGOTE_FAILURES_KEPT`` failures the spares are started as interpreters of their own.
+- Spares read their next run from a pipe held by the launching process: when it ends, they see
+  end of input and exit, and the zygote sees its socket close and exits too. A forked spare
+  shares the zygote's loaded pages until it writes them; ``dagster.yaml`` keeps two spares.
 
 Tags written on each bar run: ``allocator/run_worker_pid``, ``…_host``, ``…_boot_id``,
 ``…_pid_ns``, ``…_started_at`` (the identity) and ``allocator/run_worker_start`` (``warm`` or
@@ -51,10 +59,12 @@ Tags written on each bar run: ``allocator/run_worker_pid``, ``…_host``, ``…_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -113,15 +123,176 @@ DEFAULT_SPARES = 1
 _READY_FDS: dict[int, int] = {}
 
 
+ZYGOTE_LOAD_WAIT_S = 120.0  # how long a prewarm waits for a zygote to load the code
+ZYGOTE_REPLY_WAIT_S = 10.0  # how long a fork may take to be answered
+ZYGOTE_FAILURES_KEPT = 3  # zygotes of one code location that may fail before spares go alone
+
+
 def _close_ready(pid: int) -> None:
     fd = _READY_FDS.pop(pid, None)
     if fd is not None:
         os.close(fd)
 
 
+class ForkedWorker:
+    """A spare forked by a :class:`Zygote`: the part of ``subprocess.Popen`` the launcher uses.
+
+    It is the zygote's child, not this process's, so its exit status cannot be collected here:
+    :meth:`poll` judges it by its PID *and* its start time (a reused PID is another process) and
+    returns -1 once it has ended.
+    """
+
+    def __init__(self, pid: int, stdin_fd: int) -> None:
+        self.pid = pid
+        self.stdin: Any = os.fdopen(stdin_fd, "w", encoding="utf-8")
+        self.returncode: int | None = None
+        try:
+            self._process: psutil.Process | None = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            self._process, self.returncode = None, -1
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                assert self._process is not None
+                if not self._process.is_running() or self._process.status() == psutil.STATUS_ZOMBIE:
+                    self.returncode = -1
+            except psutil.NoSuchProcess:
+                self.returncode = -1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"spare {self.pid}", timeout or 0.0)
+            time.sleep(0.02)
+        return code
+
+    def kill(self) -> None:
+        if self.poll() is None and self._process is not None:
+            # psutil re-checks the start time: a reused PID is never signalled
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self._process.kill()
+
+
+class Zygote:
+    """One loaded run worker (``python -m pipelines.run_worker --zygote``) that forks spares.
+
+    Why: a spare started as a new interpreter imports Dagster and the code location, about 3 s
+    of CPU, and on a 2-core machine that competes with the very bar run that took the previous
+    spare. A fork of a process that has done it costs ~25 ms; the child then only opens the
+    instance. The zygote never runs anything itself and forks only while it has no thread but
+    its main one (:func:`pipelines.run_worker.fork_unsafe_threads`).
+
+    It reads requests on a socket (:func:`pipelines.run_worker._serve`); when this end closes
+    (the launcher is disposed or its process ends) it exits. Its spares are children of its
+    own; each still reads its run from a pipe held here, so a spare sees end of input and exits
+    when this process ends, as a spare of its own would.
+    """
+
+    def __init__(self, spec: str, repo: Any) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ready_r, ready_w = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [repo.executable_path or sys.executable, "-m", WORKER_MODULE, "--zygote"],
+                stdin=subprocess.PIPE,
+                cwd=repo.code_pointer.working_directory or None,
+                text=True,
+                encoding="utf-8",
+                pass_fds=(ready_w, theirs.fileno()),
+            )
+        except BaseException:
+            ours.close()
+            os.close(ready_r)
+            raise
+        finally:
+            os.close(ready_w)
+            theirs_fd = theirs.fileno()
+            theirs.close()
+        self._sock = ours
+        self._loaded = threading.Event()  # set once it is done loading (or has exited)
+        threading.Thread(
+            target=self._watch_ready, args=(ready_r,), name="zygote-ready", daemon=True
+        ).start()
+        assert self.process.stdin is not None
+        payload = {**json.loads(spec), "ready_fd": ready_w, "zygote_fd": theirs_fd}
+        self.process.stdin.write(json.dumps(payload) + "\n")
+        self.process.stdin.close()
+        self.usable = True  # False once it answered that it will not fork again
+        self.stale = False  # it stopped because its code changed on disk (no failure)
+
+    def _watch_ready(self, fd: int) -> None:
+        try:
+            os.read(fd, 1)  # a byte when loaded; end of file if it exited first
+        finally:
+            os.close(fd)
+            self._loaded.set()
+
+    @property
+    def loading(self) -> bool:
+        """Whether it is still loading the code (it has neither said it is done nor exited)."""
+        return not self._loaded.is_set()
+
+    def loaded(self, timeout_s: float) -> bool:
+        """Whether it is done loading and can fork (waiting at most ``timeout_s``)."""
+        return self._loaded.wait(max(timeout_s, 0.0)) and self.alive()
+
+    def alive(self) -> bool:
+        return self.usable and self.process.poll() is None
+
+    def fork(self) -> tuple[ForkedWorker | None, str]:
+        """Fork a spare: the worker and ``"P"``, or ``None`` and why not (a reply letter)."""
+        if not self.alive():
+            return None, "gone"
+        stdin_r, stdin_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        reply = ""
+        try:
+            socket.send_fds(self._sock, [b"F"], [stdin_r, ready_w])
+            reply = self._read_line()
+        except OSError:
+            reply = ""
+        finally:
+            os.close(stdin_r)
+            os.close(ready_w)
+        if not reply.startswith("P"):
+            os.close(stdin_w)
+            os.close(ready_r)
+            self.usable = False  # stale, unsafe, failed to load or gone: never asked again
+            self.stale = reply[:1] == "S"
+            return None, reply[:1] or "gone"
+        worker = ForkedWorker(int(reply[1:]), stdin_w)
+        _READY_FDS[worker.pid] = ready_r
+        return worker, "P"
+
+    def _read_line(self) -> str:
+        self._sock.settimeout(ZYGOTE_REPLY_WAIT_S)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = self._sock.recv(64)
+            if not chunk:
+                return ""
+            data += chunk
+        return data.decode().strip()
+
+    def stop(self) -> None:
+        """Close its socket (it exits) and make sure it did."""
+        self.usable = False
+        self._sock.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+Worker = subprocess.Popen[str] | ForkedWorker
+
 # Workers still running their run when their launcher was disposed (reaped later, like
 # subprocess's own list of abandoned children).
-_DETACHED: list[subprocess.Popen[str]] = []
+_DETACHED: list[Worker] = []
 
 
 class WarmRunLauncher(dg.DefaultRunLauncher):
@@ -166,8 +337,12 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         self._n_spares = int(spares)
         self._prewarm_monitored = bool(prewarm_monitored_runs)
         # serialized repo origin -> its spares, oldest (most likely loaded) first
-        self._spares: dict[str, list[subprocess.Popen[str]]] = {}
-        self._workers: dict[str, subprocess.Popen[str]] = {}  # run id -> its worker
+        self._spares: dict[str, list[Worker]] = {}
+        self._workers: dict[str, Worker] = {}  # run id -> its worker
+        self._zygotes: dict[str, Zygote] = {}  # serialized repo origin -> its zygote
+        self._zygote_failures: dict[str, int] = {}
+        self._filling: set[str] = set()  # code locations whose spares a thread is forking
+        self._disposed = False  # then a filling thread that wakes up starts nothing
         self._here = WorkerIdentity.here()  # where this launcher runs (host, boot, namespace)
 
     @classmethod
@@ -227,6 +402,8 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         with self._lock:
             self._reap()
             worker, start = self._take_spare(key), "warm"
+            if worker is None:  # a loaded zygote's new fork is warm too: it only opens the instance
+                worker = self._fork(key)
             for _ in range(2):  # a spare that died (before or during the hand-over): go cold
                 if worker is None or worker.poll() is not None:
                     worker, start = self._start_worker(spec, repo), "cold"
@@ -252,20 +429,27 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                 )
             self._workers[run.run_id] = worker
             self._run_ids.add(run.run_id)
-            self._top_up(key, spec, repo)  # the next runs'
+            self._top_up(key, spec, repo, wait=False)  # the next runs'
 
-    def prewarm(self, origin: Any) -> bool:
+    def prewarm(self, origin: Any, *, wait: bool = True) -> bool:
         """Start the spares of ``origin``'s code location (a job's Python origin) now, so that
         even the first bar run of this process starts warm (the gateway calls it when it has
-        loaded the code location). ``False`` when the instance cannot be referenced from
-        another process (an in-memory instance: its runs are never handed to a worker)."""
+        loaded the code location). With ``wait`` it returns once the zygote has loaded and the
+        spares are forked (at most ``ZYGOTE_LOAD_WAIT_S``); without, a thread forks them.
+        ``False`` when the instance cannot be referenced from another process (an in-memory
+        instance: its runs are never handed to a worker)."""
         ref = self._instance_ref()
         if ref is None:
             return False
         repo = origin.repository_origin
         key, spec = self._spec(repo, ref)
+        if wait:
+            with self._lock:
+                zygote = None if self._disposed else self._zygote(key, spec, repo)
+            if zygote is not None:
+                zygote.loaded(ZYGOTE_LOAD_WAIT_S)  # outside the lock: launches go on meanwhile
         with self._lock:
-            self._top_up(key, spec, repo)
+            self._top_up(key, spec, repo, wait=wait)
         return True
 
     def _prewarm_for(self, run: dg.DagsterRun) -> None:
@@ -282,7 +466,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             if any(w.poll() is None for w in self._spares.get(key, [])):
                 return
         try:
-            self.prewarm(origin)
+            self.prewarm(origin, wait=False)
         except Exception as exc:  # only a slower first bar
             self._instance.report_engine_event(f"could not prewarm bar-run workers: {exc}", run)
 
@@ -298,7 +482,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         )
         return key, spec
 
-    def _take_spare(self, key: str) -> subprocess.Popen[str] | None:
+    def _take_spare(self, key: str) -> Worker | None:
         """The oldest live spare of ``key`` (the one most likely done loading), or ``None``."""
         spares = self._spares.get(key, [])
         while spares:
@@ -309,13 +493,81 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
             spare.wait()
         return None
 
-    def _top_up(self, key: str, spec: str, repo: Any) -> None:
+    def _top_up(self, key: str, spec: str, repo: Any, *, wait: bool) -> None:
+        """Bring ``key``'s spares back to ``spares`` (the caller holds the lock).
+
+        Forked from the code location's zygote when it has loaded. While it loads, ``wait``
+        false leaves the forking to a thread (a launch never waits for a zygote); a zygote that
+        cannot fork (it failed to load, its code changed, a thread made forking unsafe) is
+        replaced, and after ``ZYGOTE_FAILURES_KEPT`` failures the spares start on their own as
+        new interpreters, as before the zygote.
+        """
+        if self._disposed:
+            return
         spares = self._spares.setdefault(key, [])
         for dead in [w for w in spares if w.poll() is not None]:
             _close_ready(dead.pid)
         spares[:] = [w for w in spares if w.poll() is None]
         while len(spares) < self._n_spares:
-            spares.append(self._start_worker(spec, repo))
+            zygote = self._zygote(key, spec, repo)
+            if zygote is None:
+                spares.append(self._start_worker(spec, repo))
+                continue
+            if zygote.loading:
+                if not wait:
+                    self._fill_later(key, spec, repo)
+                    return
+                zygote.loaded(ZYGOTE_LOAD_WAIT_S)
+            worker = self._fork(key)
+            if worker is not None:
+                spares.append(worker)
+            elif self._zygote(key, spec, repo) is None:  # out of zygotes: spares of their own
+                spares.append(self._start_worker(spec, repo))
+
+    def _zygote(self, key: str, spec: str, repo: Any) -> Zygote | None:
+        """``key``'s zygote, started (again) when it has none that can fork; ``None`` once
+        ``ZYGOTE_FAILURES_KEPT`` of them failed."""
+        zygote = self._zygotes.get(key)
+        if zygote is not None and zygote.alive():
+            return zygote
+        if zygote is not None:  # it died, or will not fork: a failure unless its code changed
+            if not zygote.stale:
+                self._zygote_failures[key] = self._zygote_failures.get(key, 0) + 1
+            zygote.stop()
+            del self._zygotes[key]
+        if self._zygote_failures.get(key, 0) >= ZYGOTE_FAILURES_KEPT:
+            return None
+        self._zygotes[key] = zygote = Zygote(spec, repo)
+        return zygote
+
+    def _fork(self, key: str) -> ForkedWorker | None:
+        """A spare forked now from ``key``'s zygote if it has loaded; else ``None``."""
+        zygote = self._zygotes.get(key)
+        if zygote is None or not zygote.loaded(0.0):
+            return None
+        worker, _ = zygote.fork()  # a refusal is counted when the zygote is replaced
+        return worker
+
+    def _fill_later(self, key: str, spec: str, repo: Any) -> None:
+        """Fork ``key``'s missing spares from a thread once its zygote has loaded."""
+        if key in self._filling:
+            return
+        self._filling.add(key)
+        zygote = self._zygotes.get(key)
+
+        def fill() -> None:
+            try:
+                if zygote is not None:
+                    zygote.loaded(ZYGOTE_LOAD_WAIT_S)
+                with self._lock:
+                    self._top_up(key, spec, repo, wait=True)
+            except Exception as exc:  # only slower bars: each then starts cold
+                print(f"WarmRunLauncher: spares not started: {exc!r}", file=sys.stderr)
+            finally:
+                with self._lock:
+                    self._filling.discard(key)
+
+        threading.Thread(target=fill, name="warm-run-launcher-spares", daemon=True).start()
 
     def _instance_ref(self) -> Any:
         """The instance's reference for another process; ``None`` for an in-memory instance,
@@ -354,8 +606,14 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         whether they all are. The gateway waits on it after :meth:`prewarm`, so that it reports
         ready only when its first bar can start warm."""
         deadline = time.monotonic() + timeout_s
-        with self._lock:
-            spares = [w for ws in self._spares.values() for w in ws]
+        while True:  # the spares a thread is still forking first
+            with self._lock:
+                if not self._filling:
+                    spares = [w for ws in self._spares.values() for w in ws]
+                    break
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
         for worker in spares:
             fd = _READY_FDS.get(worker.pid)
             if fd is None:
@@ -368,7 +626,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         return True
 
     @staticmethod
-    def _hand_over(worker: subprocess.Popen[str], args: str) -> bool:
+    def _hand_over(worker: Worker, args: str) -> bool:
         _close_ready(worker.pid)
         assert worker.stdin is not None
         try:
@@ -484,6 +742,7 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
         """Stop the spares (no run was handed to them); leave running workers to finish their
         runs (they are kept referenced, and reaped by the next launch in this process)."""
         with self._lock:
+            self._disposed = True
             for spare in (w for spares in self._spares.values() for w in spares):
                 _close_ready(spare.pid)
                 spare.kill()
@@ -491,6 +750,9 @@ class WarmRunLauncher(dg.DefaultRunLauncher):
                 if spare.stdin is not None:
                     spare.stdin.close()
             self._spares.clear()
+            for zygote in self._zygotes.values():
+                zygote.stop()
+            self._zygotes.clear()
             _DETACHED.extend(w for w in self._workers.values() if w.poll() is None)
             self._workers.clear()
         super().dispose()

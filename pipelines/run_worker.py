@@ -25,6 +25,15 @@ reloads) or whose advance load failed does not run stale or broken code: it repl
 pipelines.run_worker --run``: the stock ``dagster api execute_run`` body, which loads the code
 afresh and reports any load error in the run's own event log, plus the lease below.
 
+``python -m pipelines.run_worker --zygote`` (the launcher's default way of making spares) reads
+only line 1 (with ``zygote_fd``, its end of a Unix socket, and ``ready_fd``), loads the code and
+opens the instance as above, then forks one spare per request on the socket (:func:`_serve`):
+each fork is a spare as above that only has to reopen its instance, so a new spare is ready in
+a few milliseconds instead of a new interpreter's ~1.7 s. The zygote refuses to fork (and
+exits) when its code changed on disk or when a thread is running in it (forking a process with
+other threads can copy a held lock); the launcher then starts a new zygote, and after repeated
+failures falls back to spares that are interpreters of their own.
+
 While its run lasts the worker renews its lease every ``heartbeat_s`` seconds (a daemon thread;
 :mod:`pipelines.run_lease`), so that any process that opens the instance, on any host, can tell
 whether it still runs, and it reads there whether a remote process asked to cancel the run: then
@@ -160,30 +169,22 @@ def _run_fresh() -> None:
             stop.set()
 
 
-def main() -> None:
-    if sys.argv[1:] == ["--run"]:
-        _run_fresh()
-        return
-    sys.stdin.reconfigure(encoding="utf-8")  # type: ignore[union-attr]  # the launcher writes UTF-8
-    first = sys.stdin.readline()
-    if not first.strip():
-        return
+def _load(spec: dict[str, Any]) -> tuple[Path, float, str | None]:
+    """Do a spare's advance work: load the code location of ``spec`` and preload modules.
+
+    Returns the code's root (for :func:`stale_modules`), the time taken before the imports and
+    the traceback of a failed load (``None`` when it loaded).
+    """
     root = Path.cwd()
     loaded_at = time.time()
-    preload_error = None
-    heartbeat_s = 2.0
-    instance = None
-    spec: dict[str, Any] = {}
     try:
-        from dagster._cli.api import execute_run_command  # the body Dagster's own worker runs
-        from dagster._core.instance import DagsterInstance
-        from dagster._core.instance.ref import InstanceRef
+        from dagster._cli.api import execute_run_command  # noqa: F401  # the run's body
+        from dagster._core.instance import DagsterInstance  # noqa: F401
+        from dagster._core.instance.ref import InstanceRef  # noqa: F401
         from dagster._core.origin import RepositoryPythonOrigin
         from dagster._serdes import deserialize_value
         from dagster._utils.hosted_user_process import recon_repository_from_origin
 
-        spec = json.loads(first)
-        heartbeat_s = float(spec.get("heartbeat_s") or heartbeat_s)
         origin = deserialize_value(spec["origin"], RepositoryPythonOrigin)
         if origin.code_pointer.working_directory:
             root = Path(origin.code_pointer.working_directory)
@@ -197,19 +198,43 @@ def main() -> None:
                 importlib.import_module(name)
             except Exception as exc:  # a warm-up only: the run imports it again if it needs it
                 print(f"pipelines.run_worker: preload of {name} failed: {exc!r}", file=sys.stderr)
-        if spec.get("instance_ref"):
-            ref = deserialize_value(spec["instance_ref"], InstanceRef)
-            instance = DagsterInstance.from_ref(ref)  # kept open: the lease is renewed on it
-            instance.get_run_records(limit=1)  # storages opened once
     except Exception:  # reported here, then by the stock worker in the run's own events
-        preload_error = traceback.format_exc()
-        print(f"pipelines.run_worker: advance load failed:\n{preload_error}", file=sys.stderr)
+        error = traceback.format_exc()
+        print(f"pipelines.run_worker: advance load failed:\n{error}", file=sys.stderr)
+        return root, loaded_at, error
+    return root, loaded_at, None
 
-    _signal_ready(spec if isinstance(spec, dict) else {})
+
+def _open_instance(spec: dict[str, Any]) -> Any:
+    """Open the instance of ``spec`` and its storages (kept open: the lease is renewed on it)."""
+    from dagster._core.instance import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._serdes import deserialize_value
+
+    if not spec.get("instance_ref"):
+        return None
+    instance = DagsterInstance.from_ref(deserialize_value(spec["instance_ref"], InstanceRef))
+    instance.get_run_records(limit=1)  # storages opened once
+    return instance
+
+
+def _run_spare(spec: dict[str, Any], root: Path, loaded_at: float, error: str | None) -> None:
+    """Be a spare whose code is loaded: open the instance, say so, wait for the run, run it."""
+    from dagster._cli.api import execute_run_command
+
+    heartbeat_s = float(spec.get("heartbeat_s") or 2.0)
+    instance = None
+    if error is None:
+        try:
+            instance = _open_instance(spec)
+        except Exception:
+            error = traceback.format_exc()
+            print(f"pipelines.run_worker: instance failed to open:\n{error}", file=sys.stderr)
+    _signal_ready(spec)
     line = sys.stdin.readline().strip()
     if not line:
         return  # no run for this spare
-    if preload_error is not None or instance is None:
+    if error is not None or instance is None:
         _cold_start(line, heartbeat_s)
     stale = stale_modules(list(sys.modules.values()), root, loaded_at)
     if stale:
@@ -223,6 +248,127 @@ def main() -> None:
         execute_run_command.callback(line, None)  # type: ignore[misc]
     finally:
         stop.set()
+
+
+def _reap_children() -> None:
+    """Collect the exit status of every finished spare this zygote forked."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def fork_unsafe_threads() -> list[str]:
+    """Name the threads that would make a fork unsafe (none in a zygote that only imported).
+
+    A forked child has only the forking thread: any other Python thread, or the worker pool of
+    polars (``polars-N``, started by its first parallel operation), would be missing there with
+    whatever locks it held. The allocator's native threads that stay fork-safe are allowed:
+    jemalloc's background threads and polars' spill clean-up (both restart or are unused in
+    the child) and BLAS's workers (it re-initialises on fork).
+    """
+    import threading
+
+    unsafe = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/comm", encoding="utf-8") as fh:
+                name = fh.read().strip()
+            if name.startswith("polars-") and name[7:].isdigit():
+                unsafe.append(name)
+    except OSError:  # no /proc: the Python threads are what can be checked
+        pass
+    return unsafe
+
+
+def _serve(sock: Any, root: Path, loaded_at: float, error: str | None) -> tuple[int, int] | None:
+    """Fork a spare for each request of the launcher, until it closes the socket.
+
+    A request is one byte with two file descriptors (the spare's standard input and its
+    "ready" pipe); the reply is a line: ``P<pid>`` (forked), ``E`` (this zygote failed to
+    load: start spares of their own), ``S`` (its code changed on disk: start a new zygote) or
+    ``T`` (a thread would make the fork unsafe). Returns the two descriptors in the forked
+    child, ``None`` in the zygote when it is done.
+    """
+    import select
+    import socket
+
+    while True:
+        _reap_children()
+        readable, _, _ = select.select([sock], [], [], 1.0)
+        if not readable:
+            continue
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, 16, 4)
+        except OSError:
+            return None
+        if not message:
+            return None  # the launcher closed its end (or exited)
+        reply = None
+        if len(fds) != 2 or error is not None:
+            reply = b"E\n"
+        elif stale_modules(list(sys.modules.values()), root, loaded_at):
+            reply = b"S\n"
+        elif fork_unsafe_threads():
+            print(
+                f"pipelines.run_worker: zygote will not fork with {fork_unsafe_threads()}",
+                file=sys.stderr,
+            )
+            reply = b"T\n"
+        if reply is None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                return fds[0], fds[1]
+            reply = f"P{pid}\n".encode()
+        for fd in fds:
+            os.close(fd)
+        try:
+            sock.sendall(reply)
+        except OSError:
+            return None
+        if reply[:1] in (b"S", b"T"):
+            return None  # of no use any more: the launcher starts another
+
+
+def _zygote(spec: dict[str, Any]) -> None:
+    """``--zygote``: load the code once, then fork every spare from this process."""
+    import socket
+
+    root, loaded_at, error = _load(spec)
+    _signal_ready(spec)
+    sock = socket.socket(fileno=int(spec["zygote_fd"]))
+    served = _serve(sock, root, loaded_at, error)
+    if served is None:
+        sock.close()
+        return
+    stdin_fd, ready_fd = served  # this is a forked spare now
+    sys.stdin = open(stdin_fd, encoding="utf-8", closefd=True)  # noqa: SIM115  # for the process
+    _run_spare({**spec, "ready_fd": ready_fd}, root, loaded_at, error)
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--run"]:
+        _run_fresh()
+        return
+    sys.stdin.reconfigure(encoding="utf-8")  # type: ignore[union-attr]  # the launcher writes UTF-8
+    first = sys.stdin.readline()
+    if not first.strip():
+        return
+    try:
+        spec: dict[str, Any] = json.loads(first)
+    except ValueError:
+        spec = {}
+    if sys.argv[1:] == ["--zygote"]:
+        _zygote(spec)
+        return
+    root, loaded_at, error = _load(spec) if spec else (Path.cwd(), time.time(), "no spec")
+    _run_spare(spec, root, loaded_at, error)
 
 
 if __name__ == "__main__":

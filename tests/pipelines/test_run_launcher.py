@@ -23,7 +23,13 @@ import psutil
 import pytest
 
 from assets.tags import BAR_LANE, HOST_TAG, PID_TAG, START_TAG
-from pipelines.run_launcher import TESTED_DAGSTER_VERSIONS, WarmRunLauncher, check_dagster_version
+from pipelines.run_launcher import (
+    TESTED_DAGSTER_VERSIONS,
+    ForkedWorker,
+    WarmRunLauncher,
+    Zygote,
+    check_dagster_version,
+)
 from pipelines.run_lease import WorkerIdentity, read_lease
 from pipelines.run_worker import stale_modules
 
@@ -188,9 +194,9 @@ def test_a_process_that_monitors_a_lane_run_prewarms_its_code_locations_spares(
         launcher = daemon_side.run_launcher
         assert isinstance(launcher, WarmRunLauncher)
         assert not launcher._spares
-        launcher.check_run_worker_health(run)
-        ((spare,),) = launcher._spares.values()
+        launcher.check_run_worker_health(run)  # starts them, and returns at once
         assert launcher.wait_spares(60)
+        ((spare,),) = launcher._spares.values()
         other = _launch(daemon_side, code, "quick", LANE)
         done = _wait(daemon_side, other)
         assert done.tags[START_TAG] == "warm"
@@ -508,3 +514,202 @@ def test_a_run_recorded_without_an_identity_is_neither_checked_nor_signalled(
         sent = _no_signals(monkeypatch)
         assert not launcher.terminate(run.run_id)
         assert sent == []
+
+
+# --- the zygote: spares forked from one process that loaded the code once -------------------
+
+
+def _zygote_of(launcher: WarmRunLauncher) -> Zygote:
+    (zygote,) = launcher._zygotes.values()
+    return zygote
+
+
+@pytest.mark.slow
+def test_spares_are_forked_from_one_zygote_and_run_their_bar_warm(
+    tmp_path: Path, code: Path
+) -> None:
+    marks = Path(os.environ["MARKS"])
+    with _warm(tmp_path / "home", spares=2) as inst:
+        launcher = inst.run_launcher
+        assert isinstance(launcher, WarmRunLauncher)
+        module = importlib.import_module(code.stem)
+        assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
+        assert launcher.wait_spares(60)
+        zygote = _zygote_of(launcher)
+        ((first, second),) = launcher._spares.values()
+        for spare in (first, second):
+            assert isinstance(spare, ForkedWorker)
+            assert psutil.Process(spare.pid).ppid() == zygote.process.pid  # a fork, not a spawn
+        run = _wait(inst, _launch(inst, code, "quick", LANE))
+        assert run.is_success
+        assert run.tags[START_TAG] == "warm"
+        assert int(run.tags[PID_TAG]) == first.pid
+        assert (marks / run.run_id).read_text().split() == ["1", str(first.pid)]
+        # The replacement is forked from the same zygote: no new interpreter was started.
+        assert launcher.wait_spares(60)
+        (spares,) = launcher._spares.values()
+        assert {psutil.Process(w.pid).ppid() for w in spares} == {zygote.process.pid}
+        assert _zygote_of(launcher) is zygote
+
+
+@pytest.mark.slow
+def test_a_launcher_disposed_while_its_zygote_loads_leaves_no_process_behind(
+    tmp_path: Path, code: Path
+) -> None:
+    with _warm(tmp_path / "home", spares=2) as inst:
+        launcher = inst.run_launcher
+        assert isinstance(launcher, WarmRunLauncher)
+        module = importlib.import_module(code.stem)
+        assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin(), wait=False)
+        zygote = _zygote_of(launcher)
+        assert zygote.loading  # the filling thread waits for it
+        launcher.dispose()
+        # The thread wakes up on the stopped zygote's exit and must start nothing.
+        assert launcher.wait_spares(60)
+        assert zygote.process.poll() is not None
+        assert launcher._zygotes == {}
+        assert launcher._spares == {}
+        workers = [
+            c
+            for c in psutil.Process().children(recursive=True)
+            if "pipelines.run_worker" in " ".join(c.cmdline())
+        ]
+        assert workers == []
+
+
+@pytest.mark.slow
+def test_a_zygote_whose_code_changed_is_replaced_and_the_new_code_runs_warm(
+    tmp_path: Path, code: Path
+) -> None:
+    marks = Path(os.environ["MARKS"])
+    with _warm(tmp_path / "home", spares=1) as inst:
+        launcher = inst.run_launcher
+        assert isinstance(launcher, WarmRunLauncher)
+        module = importlib.import_module(code.stem)
+        assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
+        assert launcher.wait_spares(60)
+        old = _zygote_of(launcher)
+        code.write_text(JOBS.format(version=2))  # after the zygote's load
+        sys.modules.pop(code.stem, None)
+        importlib.invalidate_caches()
+        first = _wait(inst, _launch(inst, code, "quick", LANE))  # the old spare: goes cold
+        assert first.is_success
+        assert (marks / first.run_id).read_text().split()[0] == "2"
+        assert launcher.wait_spares(60)  # its replacement came from a new zygote
+        new = _zygote_of(launcher)
+        assert new is not old
+        assert old.process.poll() is not None  # the stale one exited
+        second = _wait(inst, _launch(inst, code, "quick", LANE))
+        assert second.tags[START_TAG] == "warm"
+        version, pid = (marks / second.run_id).read_text().split()
+        assert version == "2"
+        assert psutil.Process(int(pid)).ppid() == new.process.pid or not psutil.pid_exists(int(pid))
+
+
+@pytest.mark.slow
+def test_a_killed_zygote_is_replaced_then_given_up_for_spares_of_their_own(
+    tmp_path: Path, code: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipelines.run_launcher as launcher_module
+
+    with _warm(tmp_path / "home", spares=1) as inst:
+        launcher = inst.run_launcher
+        assert isinstance(launcher, WarmRunLauncher)
+        module = importlib.import_module(code.stem)
+        origin = dg.reconstructable(module.quick).get_python_origin()
+        assert launcher.prewarm(origin)
+        assert launcher.wait_spares(60)
+        zygote = _zygote_of(launcher)
+        zygote.process.kill()
+        zygote.process.wait()
+        # A run still takes the spare forked before; its replacement comes from a new zygote.
+        run = _wait(inst, _launch(inst, code, "quick", LANE))
+        assert run.is_success
+        assert run.tags[START_TAG] == "warm"
+        assert launcher.wait_spares(60)
+        replacement = _zygote_of(launcher)
+        assert replacement is not zygote
+        assert launcher._zygote_failures == {next(iter(launcher._zygotes)): 1}
+        ((spare,),) = launcher._spares.values()
+        assert psutil.Process(spare.pid).ppid() == replacement.process.pid
+        # Killed again, with two failures allowed: the spares start as interpreters of their own.
+        monkeypatch.setattr(launcher_module, "ZYGOTE_FAILURES_KEPT", 2)
+        replacement.process.kill()
+        replacement.process.wait()
+        run = _wait(inst, _launch(inst, code, "quick", LANE))
+        assert run.is_success
+        assert run.tags[START_TAG] == "warm"
+        assert launcher.wait_spares(60)
+        ((spare,),) = launcher._spares.values()
+        assert not isinstance(spare, ForkedWorker)
+        assert psutil.Process(spare.pid).ppid() == os.getpid()
+        again = _wait(inst, _launch(inst, code, "quick", LANE))
+        assert again.is_success
+        assert again.tags[START_TAG] == "warm"
+
+
+_OWNER = """
+import importlib, sys, time
+import dagster as dg
+sys.path.insert(0, sys.argv[2])
+from pipelines.run_launcher import WarmRunLauncher
+module = importlib.import_module(sys.argv[1])
+with dg.instance_for_test(temp_dir=sys.argv[3], overrides={"run_launcher": {
+        "module": "pipelines.run_launcher", "class": "WarmRunLauncher",
+        "config": {"spares": 2}}}) as inst:
+    launcher = inst.run_launcher
+    assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
+    assert launcher.wait_spares(60)
+    pids = [launcher._zygotes[k].process.pid for k in launcher._zygotes]
+    pids += [w.pid for ws in launcher._spares.values() for w in ws]
+    print(" ".join(map(str, pids)), flush=True)
+    import os
+    os._exit(0)  # the owner dies without disposing anything
+"""
+
+
+@pytest.mark.slow
+def test_the_zygote_and_its_spares_exit_when_the_launching_process_dies(
+    tmp_path: Path, code: Path
+) -> None:
+    home = tmp_path / "owner-home"
+    home.mkdir()
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, str(tmp_path)])}
+    done = subprocess.run(
+        [sys.executable, "-c", _OWNER, code.stem, str(tmp_path), str(home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=True,
+    )
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) == 3  # the zygote and two spares
+    deadline = time.monotonic() + 15
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        alive = [
+            p
+            for p in pids
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+        time.sleep(0.1)
+    assert alive == [], f"still running after their launcher died: {alive}"
+
+
+def test_a_zygote_refuses_to_fork_with_a_thread_running() -> None:
+    import threading
+
+    from pipelines.run_worker import fork_unsafe_threads
+
+    assert "busy-thread" not in fork_unsafe_threads()
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="busy-thread")
+    thread.start()
+    try:
+        assert "busy-thread" in fork_unsafe_threads()
+    finally:
+        stop.set()
+        thread.join()
