@@ -853,9 +853,7 @@ def load_or_freeze_plan(
     venues' recent orders are read then and frozen with the plan. Its denials are stored
     (``Ledger.record_risk_denials``, stage ``plan``).
     """
-    return _load_or_freeze(
-        ledger,
-        bar,
+    planning = _Planning(
         prices=prices,
         budgets=budgets,
         instruments=instruments,
@@ -864,40 +862,49 @@ def load_or_freeze_plan(
         account=account,
         halted_venues=halted_venues,
         sealed_by=sealed_by,
-        checkpoint=checkpoint,
         risk=risk,
         price_times=price_times,
         clock=clock,
-    )[1]
+    )
+    return _load_or_freeze(ledger, bar, planning, checkpoint)[1]
+
+
+@dataclass(frozen=True)
+class _Planning:
+    """The arguments of :func:`load_or_freeze_plan` besides the ledger and the bar.
+
+    Gathered once by each public entry point and handed down as one value.
+    """
+
+    prices: Mapping[str, Decimal] | None
+    budgets: Mapping[str, StrategyBudget] | None
+    instruments: InstrumentTable
+    routing: RoutingConfig
+    total_capital: Decimal
+    account: str
+    halted_venues: Collection[Venue] | None
+    sealed_by: str
+    risk: RiskConfig | None
+    price_times: Mapping[str, datetime] | None
+    clock: Callable[[], datetime]
 
 
 def _load_or_freeze(
-    ledger: Ledger,
-    bar: Bar,
-    *,
-    prices: Mapping[str, Decimal] | None,
-    budgets: Mapping[str, StrategyBudget] | None,
-    instruments: InstrumentTable,
-    routing: RoutingConfig,
-    total_capital: Decimal,
-    account: str,
-    halted_venues: Collection[Venue] | None,
-    sealed_by: str,
-    checkpoint: Callable[[str], None],
-    risk: RiskConfig | None,
-    price_times: Mapping[str, datetime] | None,
-    clock: Callable[[], datetime],
+    ledger: Ledger, bar: Bar, planning: _Planning, checkpoint: Callable[[str], None]
 ) -> tuple[PlanInputs, BarPlan]:
     """:func:`load_or_freeze_plan`, returning the plan's inputs too (the send gate needs them)."""
+    p = planning
+    prices, budgets, instruments, routing = p.prices, p.budgets, p.instruments, p.routing
+    total_capital, account, risk = p.total_capital, p.account, p.risk
     stored = ledger.frozen_plan(bar)
     if stored is None:
-        ledger.seal_bar(bar, by=sealed_by)
+        ledger.seal_bar(bar, by=p.sealed_by)
         checkpoint("sealed")
         if prices is None:
             raise InputError(f"bar {bar}", None, "no reference prices for a bar not yet planned")
         intents = tuple(ledger.intents_for_bar(bar))
         positions = dict(ledger.positions())
-        halted = ledger.halted_venues() if halted_venues is None else halted_venues
+        halted = ledger.halted_venues() if p.halted_venues is None else p.halted_venues
         relevant = relevant_instruments(instruments, intents, positions, routing)
         risk_inputs = None
         if risk is not None:
@@ -907,11 +914,11 @@ def _load_or_freeze(
                 bar,
                 risk,
                 prices=prices,
-                price_times=price_times,
+                price_times=p.price_times,
                 positions=positions,
                 symbols=symbols,
                 total_capital=total_capital,
-                planned_at=clock(),
+                planned_at=p.clock(),
             )
         inputs = PlanInputs(
             bar=bar,
@@ -1147,74 +1154,53 @@ def run_bar(
             )
         return _run_leased(
             lease,
+            _Planning(
+                prices=prices,
+                budgets=budgets,
+                instruments=instruments,
+                routing=routing,
+                total_capital=total_capital,
+                account=account,
+                halted_venues=halted_venues,
+                sealed_by=sealed_by,
+                risk=risk,
+                price_times=price_times,
+                clock=clock,
+            ),
             ledger=ledger,
             brokers=brokers,
             bar=bar,
-            prices=prices,
-            budgets=budgets,
-            instruments=instruments,
-            routing=routing,
-            total_capital=total_capital,
             account=account,
             cash_quantum=cash_quantum,
             fee_model=fee_model,
             checkpoint=checkpoint,
             lookups=lookups,
             lookup_delay_s=lookup_delay_s,
-            halted_venues=halted_venues,
             fill_timeout_s=fill_timeout_s,
             poll_s=poll_s,
             rate_limits={**_pacing(risk), **(rate_limits or {})},
-            sealed_by=sealed_by,
-            risk=risk,
-            price_times=price_times,
-            clock=clock,
         )
 
 
 def _run_leased(
     lease: BarLease,
+    planning: _Planning,
     *,
     ledger: Ledger,
     brokers: Mapping[Venue, Broker],
     bar: Bar,
-    prices: Mapping[str, Decimal] | None,
-    budgets: Mapping[str, StrategyBudget] | None,
-    instruments: InstrumentTable,
-    routing: RoutingConfig,
-    total_capital: Decimal,
     account: str,
     cash_quantum: Decimal,
     fee_model: FeeModel | None,
     checkpoint: Callable[[str], None],
     lookups: int,
     lookup_delay_s: float,
-    halted_venues: Collection[Venue] | None,
     fill_timeout_s: float,
     poll_s: float,
     rate_limits: Mapping[Venue, RateLimit] | None,
-    sealed_by: str,
-    risk: RiskConfig | None,
-    price_times: Mapping[str, datetime] | None,
-    clock: Callable[[], datetime],
 ) -> BarRun:
     """:func:`run_bar` once its lease is held: plan, journal, send, settle (see there)."""
-    inputs, plan = _load_or_freeze(
-        ledger,
-        bar,
-        prices=prices,
-        budgets=budgets,
-        instruments=instruments,
-        routing=routing,
-        total_capital=total_capital,
-        account=account,
-        halted_venues=halted_venues,
-        sealed_by=sealed_by,
-        checkpoint=checkpoint,
-        risk=risk,
-        price_times=price_times,
-        clock=clock,
-    )
+    inputs, plan = _load_or_freeze(ledger, bar, planning, checkpoint)
     plan = _send_gate(ledger, bar, inputs, plan)
     missing = sorted({o.venue.value for o in plan.orders if o.venue not in brokers})
     if missing:
