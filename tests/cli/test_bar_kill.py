@@ -30,7 +30,7 @@ from allocator.rebalance import AllocationRow
 from cli.main import main
 from resources.brokers.registry import pipeline_venues
 from resources.ledger import Ledger
-from tests.cli.test_bar_kill_venues import Zygote
+from tests.cli.bar_kill_client import Zygote
 
 D = Decimal
 

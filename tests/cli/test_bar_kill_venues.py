@@ -26,12 +26,9 @@ Fees are taken in the quote currency on every fake (Binance's and Bybit's ``fee_
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,6 +48,7 @@ from allocator.rebalance import AllocationRow
 from cli.main import main
 from resources.brokers.registry import pipeline_venues
 from resources.ledger import Ledger, LedgerPaperState
+from tests.cli.bar_kill_client import Ended, Zygote
 from tests.fakes._book import HeldOrder
 
 D = Decimal
@@ -303,65 +301,11 @@ def bench(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bench]:
         fake.stop()
 
 
-class Zygote:
-    """``bar_kill_zygote.py``: runs ``allocator bar run`` in child processes forked from one
-    warm parent (a fresh interpreter would pay seconds of imports for each of ~100 bars)."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.cli.bar_kill_zygote"],
-            cwd=ROOT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore"),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert "ready" in self._answer()
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"the zygote died (exit {self.proc.poll()})"
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    def run(self, bench: Bench, crash_at: str = "") -> Ended:
-        """One ``allocator bar run`` of ``bench`` in a new child; how it ended."""
-        assert self.proc.stdin is not None
-        bench.runs += 1
-        out, err = bench.tmp / f"run{bench.runs}.out", bench.tmp / f"run{bench.runs}.err"
-        return self.run_args(bench.args(), _environment(bench), crash_at, out, err)
-
-    def run_args(
-        self, args: list[str], env: dict[str, str], crash_at: str, out: Path, err: Path
-    ) -> Ended:
-        """One ``allocator ARGS`` in a new child with ``env``; its output in ``out``/``err``."""
-        assert self.proc.stdin is not None
-        request = {
-            "args": args,
-            "env": env,
-            "crash_at": crash_at,
-            "stdout": str(out),
-            "stderr": str(err),
-        }
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        rc = int(self._answer()["rc"])
-        return Ended(rc, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8"))
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-@dataclass(frozen=True)
-class Ended:
-    returncode: int
-    stdout: str
-    stderr: str
+def _run(zygote: Zygote, bench: Bench, crash_at: str = "") -> Ended:
+    """One ``allocator bar run`` of ``bench`` in a new child of ``zygote``; how it ended."""
+    bench.runs += 1
+    out, err = bench.tmp / f"run{bench.runs}.out", bench.tmp / f"run{bench.runs}.err"
+    return zygote.run_args(bench.args(), _environment(bench), crash_at, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -475,12 +419,12 @@ def _check_after_rerun(bench: Bench, late: list[str]) -> None:
 
 
 def _rerun_and_check(zygote: Zygote, bench: Bench, late: list[str], *, again: bool) -> None:
-    rerun = zygote.run(bench)
+    rerun = _run(zygote, bench)
     assert rerun.returncode == 0, rerun.stderr
     _check_after_rerun(bench, late)
     if not again:
         return
-    third = zygote.run(bench)
+    third = _run(zygote, bench)
     assert third.returncode == 0, third.stderr
     assert "already settled" in third.stdout
     _check_after_rerun(bench, late)
@@ -497,7 +441,7 @@ CHECKPOINT_CASES = [
 def test_kill_at_every_checkpoint_then_rerun_settles_once(
     zygote: Zygote, bench: Bench, capsys: pytest.CaptureFixture[str], nth: int
 ) -> None:
-    killed = zygote.run(bench, f"#{nth}")
+    killed = _run(zygote, bench, f"#{nth}")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     ledger = Ledger(bench.url)
     try:
@@ -520,7 +464,7 @@ def test_kill_at_a_random_instant_then_rerun_settles_once(
     zygote: Zygote, bench: Bench, capsys: pytest.CaptureFixture[str], seed: int
 ) -> None:
     delay = random.Random(seed).uniform(0.0, bench.scenario.span_s)
-    killed = zygote.run(bench, f"@{delay:.4f}")
+    killed = _run(zygote, bench, f"@{delay:.4f}")
     assert killed.returncode in (0, -signal.SIGKILL), killed.stderr
     _reconcile_halts_nothing(bench)
     late = _submit_late(bench, capsys)
