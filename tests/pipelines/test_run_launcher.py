@@ -524,17 +524,23 @@ def _zygote_of(launcher: WarmRunLauncher) -> Zygote:
     return zygote
 
 
+def _prewarmed(inst: dg.DagsterInstance, code: Path) -> WarmRunLauncher:
+    """``inst``'s launcher, its spares of ``code``'s location started and loaded."""
+    launcher = inst.run_launcher
+    assert isinstance(launcher, WarmRunLauncher)
+    module = importlib.import_module(code.stem)
+    assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
+    assert launcher.wait_spares(60)
+    return launcher
+
+
 @pytest.mark.slow
 def test_spares_are_forked_from_one_zygote_and_run_their_bar_warm(
     tmp_path: Path, code: Path
 ) -> None:
     marks = Path(os.environ["MARKS"])
     with _warm(tmp_path / "home", spares=2) as inst:
-        launcher = inst.run_launcher
-        assert isinstance(launcher, WarmRunLauncher)
-        module = importlib.import_module(code.stem)
-        assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
-        assert launcher.wait_spares(60)
+        launcher = _prewarmed(inst, code)
         zygote = _zygote_of(launcher)
         ((first, second),) = launcher._spares.values()
         for spare in (first, second):
@@ -583,11 +589,7 @@ def test_a_zygote_whose_code_changed_is_replaced_and_the_new_code_runs_warm(
 ) -> None:
     marks = Path(os.environ["MARKS"])
     with _warm(tmp_path / "home", spares=1) as inst:
-        launcher = inst.run_launcher
-        assert isinstance(launcher, WarmRunLauncher)
-        module = importlib.import_module(code.stem)
-        assert launcher.prewarm(dg.reconstructable(module.quick).get_python_origin())
-        assert launcher.wait_spares(60)
+        launcher = _prewarmed(inst, code)
         old = _zygote_of(launcher)
         code.write_text(JOBS.format(version=2))  # after the zygote's load
         sys.modules.pop(code.stem, None)
