@@ -63,6 +63,7 @@ ENVIRONMENT: Mapping[str, str] = {
     "sensor_interval_s": "ALLOCATOR_BAR_SENSOR_INTERVAL",
     "sensor_hold_s": "ALLOCATOR_BAR_SENSOR_HOLD",
     "sensor_poll_s": "ALLOCATOR_BAR_SENSOR_POLL",
+    "sensor_gateway_grace_s": "ALLOCATOR_BAR_SENSOR_GATEWAY_GRACE",
     "sensors_running": "ALLOCATOR_SENSORS_RUNNING",
     "bar_job": "ALLOCATOR_BAR_JOB",
     "alert_webhook": "ALLOCATOR_ALERT_WEBHOOK",
@@ -103,6 +104,7 @@ _RANGES: Mapping[str, _Range] = {
     "sensor_interval_s": _Range(1, 3_600, whole=True),
     "sensor_hold_s": _Range(0, 50),
     "sensor_poll_s": _Range(0.01, 10),
+    "sensor_gateway_grace_s": _Range(0, 60),
 }
 
 
@@ -155,6 +157,7 @@ class Settings:
     sensor_interval_s: int = 1
     sensor_hold_s: float = 4.8
     sensor_poll_s: float = 0.2
+    sensor_gateway_grace_s: float = 1.0
     sensors_running: bool = False
     bar_job: BarJob = "bar_job"
     alert_webhook: str = ""
@@ -232,6 +235,7 @@ def load_settings(
     sensor_interval_s: int | None = None,
     sensor_hold_s: float | None = None,
     sensor_poll_s: float | None = None,
+    sensor_gateway_grace_s: float | None = None,
     sensors_running: bool | None = None,
     bar_job: BarJob | None = None,
     alert_webhook: str | None = None,
@@ -264,6 +268,7 @@ def load_settings(
         "sensor_interval_s": sensor_interval_s,
         "sensor_hold_s": sensor_hold_s,
         "sensor_poll_s": sensor_poll_s,
+        "sensor_gateway_grace_s": sensor_gateway_grace_s,
         "sensors_running": sensors_running,
         "bar_job": bar_job,
         "alert_webhook": alert_webhook,

@@ -27,7 +27,10 @@ before (retries under ``BAR#retryN``).
 location (a code server process, as the daemon and the webserver have) for the gateway's life,
 loaded in the background when the app starts, and checks for a complete bar on a thread of its
 own each time the app stores intents, so no reply waits for a launch. Without ``DAGSTER_HOME``
-it stays off and says so once: the sensor launches every bar.
+it stays off and says so once: the sensor launches every bar. While it runs, it renews its
+presence in the instance every :data:`pipelines.sensors.GATEWAY_HEARTBEAT_S` seconds, and the
+bar sensor leaves complete bars to it for a grace (the sensor's module doc); it clears the
+presence when it stops.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,7 +49,14 @@ from allocator.execution.ledger import BarState
 from allocator.execution.records import parse_bar
 from allocator.settings import INSTALL_ROOT, Settings
 from assets.tags import BAR_LANE, BAR_TAG
-from pipelines.sensors import bar_runs_in_flight, latest_bar_run, retry_run_key
+from pipelines.sensors import (
+    GATEWAY_HEARTBEAT_S,
+    bar_runs_in_flight,
+    clear_gateway_presence,
+    latest_bar_run,
+    retry_run_key,
+    write_gateway_presence,
+)
 
 if TYPE_CHECKING:
     from resources.ledger import Ledger
@@ -288,15 +299,39 @@ class BarLauncher:
         from resources.ledger import Ledger
 
         store = Ledger(self._settings.ledger_url, upgrade=False)
+        renewed = 0.0
         try:
             while not self._stop.is_set():
-                self._wake.wait()
-                self._wake.clear()
+                if time.monotonic() - renewed >= GATEWAY_HEARTBEAT_S:
+                    renewed = time.monotonic()
+                    self._say_present()
+                woken = self._wake.wait(max(0.0, renewed + GATEWAY_HEARTBEAT_S - time.monotonic()))
                 if self._stop.is_set():
                     break
-                self._launch_ready(store)
+                if woken:
+                    self._wake.clear()
+                    self._launch_ready(store)
         finally:
             store.close()
+            self._say_gone()
+
+    def _say_present(self) -> None:
+        """Renew this launcher's presence, for which the bar sensor leaves complete bars to it
+        (:func:`pipelines.sensors.gateway_present`). Best effort: without it the sensor
+        launches the bars at once, as it did before the gateway."""
+        assert self._instance is not None
+        try:
+            write_gateway_presence(self._instance)
+        except Exception:
+            _log.exception("could not renew the gateway's presence (the sensor launches bars)")
+
+    def _say_gone(self) -> None:
+        if self._instance is None:
+            return
+        try:
+            clear_gateway_presence(self._instance)
+        except Exception:  # its age says the same within GATEWAY_PRESENCE_FRESH_S
+            _log.exception("could not clear the gateway's presence")
 
     def _launch_ready(self, store: Ledger) -> None:
         assert self._instance is not None

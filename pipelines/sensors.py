@@ -42,6 +42,20 @@ and the launch) is open with no run: it is requested again. Each failure and hal
 reported as a runless evaluation of the ``bar_lane_ok`` check (:mod:`assets.lane`), and the
 skip reason says what the lane waits for.
 
+Leaving a complete bar to the gateway (issue 12): the strategy gateway's launcher
+(:class:`gateway.launch.BarLauncher`) requests a bar's run itself as soon as it stores the intent
+that completes it, and says it is alive with a heartbeat in the instance's key-value store
+(:func:`write_gateway_presence`, every :data:`GATEWAY_HEARTBEAT_S`). While that heartbeat is
+fresh (:data:`GATEWAY_PRESENCE_FRESH_S`), a bar this sensor sees *complete* is left to the
+gateway for ``sensor_gateway_grace_s`` (1 s, ``ALLOCATOR_BAR_SENSOR_GATEWAY_GRACE``) from the
+poll that first saw it complete; the gateway's run then appears in flight and the sensor asks
+nothing. If the grace passes with no run (the gateway is stuck, crashed after its last
+heartbeat, or declined), the sensor seals and requests the bar as before, so it stays the
+backstop, and a bar past its deadline is never left to anyone. Without this the sensor won the
+race for about one bar in seven (it reads the inbox every 0.2 s; the gateway launches about
+40 ms after the completing intent), and those bars ran through the daemon's run launcher, whose
+workers are separate from the gateway's.
+
 A bar another runner holds (``allocator bar run`` outside Dagster: the bar's lease,
 :mod:`allocator.execution.lease`, held by a live owner) is not requested: two runners of one
 bar would both send. A run of the bar is any bar-lane run whose ``allocator/bar`` tag, or its
@@ -77,6 +91,34 @@ IN_FLIGHT = [
 ]
 
 
+GATEWAY_PRESENCE_KEY = "allocator/gateway_bar_launcher"
+GATEWAY_HEARTBEAT_S = 2.0  # how often a running gateway's launcher renews its presence
+GATEWAY_PRESENCE_FRESH_S = 10.0  # a presence older than this is a gateway that is gone
+
+
+def write_gateway_presence(instance: dg.DagsterInstance, at: float | None = None) -> None:
+    """Record that a gateway's bar launcher is running (``at``: default now, epoch seconds)."""
+    stamp = time.time() if at is None else at
+    instance.run_storage.set_cursor_values({GATEWAY_PRESENCE_KEY: repr(stamp)})
+
+
+def clear_gateway_presence(instance: dg.DagsterInstance) -> None:
+    """Record that the gateway's bar launcher stopped (the sensor launches every bar again)."""
+    instance.run_storage.set_cursor_values({GATEWAY_PRESENCE_KEY: ""})
+
+
+def gateway_present(instance: dg.DagsterInstance, now: float | None = None) -> bool:
+    """Whether a gateway's bar launcher renewed its presence in the last
+    :data:`GATEWAY_PRESENCE_FRESH_S` seconds."""
+    text = instance.run_storage.get_cursor_values({GATEWAY_PRESENCE_KEY}).get(GATEWAY_PRESENCE_KEY)
+    try:
+        stamp = float(text or "")
+    except ValueError:
+        return False
+    age = (time.time() if now is None else now) - stamp
+    return age <= GATEWAY_PRESENCE_FRESH_S
+
+
 def bar_runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
     """Ids of the bar-lane runs queued or in progress (any job: sensor, UI or re-execution)."""
     return [
@@ -85,6 +127,9 @@ def bar_runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
             filters=dg.RunsFilter(statuses=IN_FLIGHT, tags=BAR_LANE), limit=5
         )
     ]
+
+
+COMPLETE = "all active strategies submitted"  # why a bar is ready before its deadline
 
 
 def ready_bars(
@@ -103,7 +148,7 @@ def ready_bars(
     ready = []
     for pending in store.pending_bars(after):
         if active <= pending.strategies:
-            ready.append((pending.bar, "all active strategies submitted"))
+            ready.append((pending.bar, COMPLETE))
         elif (now - pending.first_received_at).total_seconds() >= deadline_s:
             missing = sorted(active - pending.strategies)
             ready.append((pending.bar, f"deadline passed; missing {missing}"))
@@ -214,6 +259,23 @@ class _Evaluation:
 
     events: list[dg.AssetCheckEvaluation] = field(default_factory=list)
     skip: str = ""
+    gateway: bool = False  # a gateway's launcher is alive (read once per evaluation)
+
+    def left_to_gateway(self, bar: str, why: str, grace_s: float) -> bool:
+        """Whether the complete ``bar`` is still within the gateway's grace (module doc)."""
+        if not self.gateway or why != COMPLETE or grace_s <= 0:
+            return False
+        first = _COMPLETE_SINCE.setdefault(bar, time.monotonic())
+        while len(_COMPLETE_SINCE) > _COMPLETE_KEPT:  # the oldest bars first
+            del _COMPLETE_SINCE[next(iter(_COMPLETE_SINCE))]
+        return time.monotonic() - first < grace_s
+
+
+# When this process first saw each recent bar complete: kept across evaluations (the sensor's
+# code-server process lives on), so a grace longer than one held evaluation still ends. A
+# restarted process starts the grace again, at most once.
+_COMPLETE_SINCE: dict[str, float] = {}
+_COMPLETE_KEPT = 64
 
 
 def _request(bar: str, attempts: int, job_name: str, cursor: str) -> dg.SensorResult:
@@ -356,6 +418,12 @@ def _step(
         if waiting_on:
             state.skip = f"bar {bar} is ready; waiting for run(s) {waiting_on}"
             return None
+        if state.left_to_gateway(bar, why, settings.sensor_gateway_grace_s):
+            state.skip = (
+                f"bar {bar} is complete; left to the gateway, which launches it (this sensor "
+                f"does if no run appears within {settings.sensor_gateway_grace_s:g} s)"
+            )
+            return None
         # Seal when the run is requested (SPEC §7): from now on an intent for it is late.
         sealed = store.seal_bar(parse_bar(bar), by="bar_sensor")
         if sealed.state.is_final:  # settled or abandoned before: nothing to run
@@ -380,7 +448,9 @@ def _evaluate(
     hold_s, poll_s = settings.sensor_hold_s, settings.sensor_poll_s
     execution = settings.config().execution
     until = time.monotonic() + hold_s
-    state = _Evaluation()
+    state = _Evaluation(
+        gateway=settings.sensor_gateway_grace_s > 0 and gateway_present(context.instance)
+    )
     with ledger.open() as store:
         active = store.active_strategies()
         while True:

@@ -58,6 +58,8 @@ class AllocatorSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
     dashboard_path: str = _DEFAULTS.dashboard
     sensor_hold_s: float = _DEFAULTS.sensor_hold_s  # one bar-sensor evaluation watches this long
     sensor_poll_s: float = _DEFAULTS.sensor_poll_s  # and re-reads the inbox this often
+    # a complete bar is left this long to a live gateway's launcher (pipelines/sensors.py)
+    sensor_gateway_grace_s: float = _DEFAULTS.sensor_gateway_grace_s
 
     def config(self) -> AllocatorConfig:
         if self.config_path:
@@ -148,6 +150,7 @@ def default_resources(
             dashboard_path=s.dashboard,
             sensor_hold_s=s.sensor_hold_s,
             sensor_poll_s=s.sensor_poll_s,
+            sensor_gateway_grace_s=s.sensor_gateway_grace_s,
         ),
         "ledger": LedgerResource(url=s.ledger_url, returns_source=s.returns_source),
         "paper": PaperBrokerResource(),

@@ -20,6 +20,7 @@ from allocator.execution.records import Bar, Intent, parse_bar
 from allocator.settings import load_settings
 from gateway.launch import LAUNCHED_BY_TAG, BarLauncher, complete_bar, request_bar_run
 from pipelines.definitions import build_definitions
+from pipelines.sensors import gateway_present
 from resources.ledger import Ledger
 from tests.gateway.server import running_gateway
 from tests.pipelines.live import live_env, prepare_home, runs_for_bar, wait_for_bar
@@ -63,6 +64,11 @@ def test_two_bots_complete_a_bar_that_runs_at_once_and_see_their_fills(
         launcher = BarLauncher(settings)
         with running_gateway(settings, launcher=launcher) as base:
             assert launcher.wait_ready(120), launcher.error
+            # its presence, for which a daemon's bar sensor would leave complete bars to it
+            deadline = time.monotonic() + 10
+            while not gateway_present(instance) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert gateway_present(instance)
             seen: dict[str, queue.Queue[Event]] = {name: queue.Queue() for name in BOTS}
             listening = threading.Barrier(len(BOTS) + 1)
 
@@ -116,6 +122,7 @@ def test_two_bots_complete_a_bar_that_runs_at_once_and_see_their_fills(
             assert len(runs_for_bar(instance, BAR)) == 1
             assert [launch.bar for launch in launcher.launches] == [BAR]
             _the_sensor_first_means_no_gateway_run(world, instance, launcher)
+        assert not gateway_present(instance)  # stopped: the sensor launches every bar again
 
 
 class _SensorSealsFirst:

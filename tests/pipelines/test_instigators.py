@@ -275,3 +275,65 @@ def test_reexecution_sends_no_second_order_and_counts_no_fill_twice(
             if e.asset_key.to_user_string() == "submitted_orders"
         ]
         assert placed == [0]
+
+
+def test_a_complete_bar_is_left_to_a_live_gateway_then_launched_if_it_does_not(
+    world: World, instance: dg.DagsterInstance
+) -> None:
+    from pipelines import sensors
+
+    _rebalance(world, instance)
+    sensors.write_gateway_presence(instance)
+    sensors._COMPLETE_SINCE.clear()  # when this process first saw a bar complete
+    submit_bar(world, BARS[0])
+    first_seen = time.monotonic()
+    # The complete bar is left to the live gateway for the grace, unsealed ...
+    left, _ = _sensor(world, instance, None, bar_deadline_seconds=3600)
+    assert _requests(left) == []
+    assert f"bar {BARS[0]} is complete; left to the gateway" in _skip(left)
+    assert _bar_status(world, BARS[0]) is None
+    # ... and the sensor requests it itself once the grace has passed with no run (the gateway
+    # is stuck): the backstop, within the same held evaluation.
+    asked, _ = _sensor(
+        world,
+        instance,
+        None,
+        bar_deadline_seconds=3600,
+        sensor_hold_s=3.0,
+        sensor_poll_s=0.05,
+        sensor_gateway_grace_s=0.6,
+    )
+    assert _requests(asked) == [BARS[0]]
+    assert 0.6 <= time.monotonic() - first_seen < 2.5
+    status = _bar_status(world, BARS[0])
+    assert status is not None
+    assert status.sealed_by == "bar_sensor"
+
+
+def _bar_status(world: World, bar: str):  # type: ignore[no-untyped-def]
+    store = world.ledger()
+    try:
+        return store.bar_status(parse_bar(bar))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("gone", ["cleared", "stale"])
+def test_a_gateway_that_stopped_or_went_silent_gets_no_grace(
+    world: World, instance: dg.DagsterInstance, gone: str
+) -> None:
+    from pipelines import sensors
+
+    _rebalance(world, instance)
+    sensors.write_gateway_presence(instance)
+    assert sensors.gateway_present(instance)
+    if gone == "cleared":  # the gateway stopped
+        sensors.clear_gateway_presence(instance)
+    else:  # its last renewal is older than a live launcher's
+        stamp = time.time() - sensors.GATEWAY_PRESENCE_FRESH_S - 1
+        sensors.write_gateway_presence(instance, at=stamp)
+    assert not sensors.gateway_present(instance)
+    sensors._COMPLETE_SINCE.clear()
+    submit_bar(world, BARS[0])
+    asked, _ = _sensor(world, instance, None, bar_deadline_seconds=3600)
+    assert _requests(asked) == [BARS[0]]
