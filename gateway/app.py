@@ -41,6 +41,7 @@ from allocator.execution.inbox import MAX_TEXT, ReturnRow, check_returns
 from allocator.execution.instruments import DEFAULT_INSTRUMENTS, load_instruments
 from allocator.execution.records import parse_bar
 from allocator.settings import Settings
+from gateway.heap import freeze_long_lived
 from gateway.launch import BarLauncher
 from gateway.limits import RateLimiter
 from gateway.views import exposure, multiplier_of, next_rebalance
@@ -192,6 +193,7 @@ def create_app(
         holder["state"] = state
         if chosen is not None:
             chosen.start()
+        freeze_long_lived()  # the start-up heap, out of every full collection (gateway/heap.py)
         try:
             yield
         finally:

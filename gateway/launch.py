@@ -49,6 +49,7 @@ from allocator.execution.ledger import BarState
 from allocator.execution.records import parse_bar
 from allocator.settings import INSTALL_ROOT, Settings
 from assets.tags import BAR_LANE, BAR_TAG
+from gateway.heap import freeze_long_lived
 from pipelines.sensors import (
     GATEWAY_HEARTBEAT_S,
     bar_runs_in_flight,
@@ -269,6 +270,7 @@ class BarLauncher:
             _log.error("bar launcher off: %s", self.error)
             return False
         self._prewarm()
+        freeze_long_lived()  # Dagster and the code location, now loaded (gateway/heap.py)
         self._ready.set()
         return True
 

@@ -18,6 +18,20 @@ from tests.gateway.server import running_gateway
 BAR = "2030-01-02"  # in the future: never stale
 
 
+@pytest.fixture(autouse=True)
+def heap_freezes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record where the gateway freezes its heap (gateway/heap.py) instead of freezing this
+    test process's: objects frozen here would outlive the test that made them."""
+    calls: list[str] = []
+
+    def recorder(where: str) -> Any:
+        return lambda: calls.append(where) or 0
+
+    monkeypatch.setattr("gateway.app.freeze_long_lived", recorder("app"))
+    monkeypatch.setattr("gateway.launch.freeze_long_lived", recorder("launcher"))
+    return calls
+
+
 @dataclass
 class Gateway:
     base: str

@@ -41,7 +41,7 @@ def _keep_only(returns: Path, names: set[str]) -> None:
 
 @pytest.mark.slow
 def test_two_bots_complete_a_bar_that_runs_at_once_and_see_their_fills(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, heap_freezes: list[str]
 ) -> None:
     world = write_world(tmp_path / "world")
     _keep_only(Path(world.env["ALLOCATOR_RETURNS_SOURCE"]), set(BOTS))
@@ -64,6 +64,8 @@ def test_two_bots_complete_a_bar_that_runs_at_once_and_see_their_fills(
         launcher = BarLauncher(settings)
         with running_gateway(settings, launcher=launcher) as base:
             assert launcher.wait_ready(120), launcher.error
+            # the long-lived heap is frozen once started, again once Dagster has loaded
+            assert heap_freezes == ["app", "launcher"]
             # its presence, for which a daemon's bar sensor would leave complete bars to it
             deadline = time.monotonic() + 10
             while not gateway_present(instance) and time.monotonic() < deadline:
