@@ -455,9 +455,13 @@ def test_a_dead_remote_worker_fails_once_its_lease_times_out(
     while (health := view.check_run_worker_health(run)).status.value != "FAILED":
         assert time.monotonic() - started < TIMEOUT_S + 5, "a dead remote worker kept its lease"
         time.sleep(0.1)
-    assert time.monotonic() - started >= TIMEOUT_S - HEARTBEAT_S - 0.1  # only after the timeout
-    assert "no heartbeat" in (health.msg or "")
+    # only after the timeout: the worker's last renewal (under load it can be more than one
+    # beat before the kill, so the time since the kill does not tell) was that old when judged
+    lease = read_lease(lease_instance, run_id)
     lease_instance.report_run_failed(run)
+    assert lease is not None
+    assert time.time() - lease.renewed_at >= TIMEOUT_S
+    assert "no heartbeat" in (health.msg or "")
 
 
 def test_it_refuses_a_dagster_version_it_was_not_tested_with(
